@@ -1,0 +1,48 @@
+"""All configuration read from the environment, in one place (names: SPEC section 11)."""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HOME = Path(".fraud")
+
+
+class Settings(BaseSettings):
+    """Settings for every command and the service; each field maps to one variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    model_store: str = Field(
+        default=str(HOME / "store"), validation_alias=AliasChoices("FRAUD_MODEL_STORE", "model_store")
+    )
+    model_name: str = Field(
+        default="fraud-detector", validation_alias=AliasChoices("FRAUD_MODEL_NAME", "model_name")
+    )
+    data: str | None = Field(default=None, validation_alias=AliasChoices("FRAUD_DATA", "data"))
+    data_cache: Path = Field(
+        default=HOME / "data", validation_alias=AliasChoices("FRAUD_DATA_CACHE", "data_cache")
+    )
+    database_url: str = Field(
+        default=f"sqlite:///{HOME / 'predictions.db'}",
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+    )
+    api_tokens: str = Field(default="", validation_alias=AliasChoices("FRAUD_API_TOKENS", "api_tokens"))
+    admin_token: str = Field(default="", validation_alias=AliasChoices("FRAUD_ADMIN_TOKEN", "admin_token"))
+    reload_interval: float = Field(
+        default=30.0, validation_alias=AliasChoices("FRAUD_RELOAD_INTERVAL", "reload_interval")
+    )
+    challenger_traffic: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
+    )
+    shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+    )
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags, tests) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
