@@ -1,0 +1,242 @@
+"""`fraud models`: list, show, promote, roll back and diff registered versions."""
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from .errors import FraudError
+from .registry import CHAMPION, Registry, open_registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+# The manifest sections `diff` compares, in display order.
+DIFF_SECTIONS = ("threshold", "metrics", "data", "params", "files")
+_HASH = re.compile(r"[0-9a-f]{32,}")
+
+
+class _ReportingGroup(click.Group):
+    """A group whose product errors become one `error:` line and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FraudError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _registry_options(command: F) -> F:
+    """Add the --store, --name and --json options every subcommand shares."""
+    options = (
+        click.option(
+            "--store", "store_uri", help="s3://bucket/prefix or folder (default FRAUD_MODEL_STORE)."
+        ),
+        click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME)."),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def lookup(manifest: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path like `metrics.test.pr_auc`, or None if absent."""
+    value: Any = manifest
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """Nested dicts as {dotted.path: leaf value}."""
+    if not isinstance(value, Mapping):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}.{key}"))
+    return flat
+
+
+def manifest_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows {field, a, b, delta, changed} over the compared sections; delta for numbers only."""
+    rows = []
+    for section in DIFF_SECTIONS:
+        left, right = flatten(a.get(section), section), flatten(b.get(section), section)
+        for field in [*left, *(k for k in right if k not in left)]:
+            va, vb = left.get(field), right.get(field)
+            if va is None and vb is None:
+                continue
+            delta = _delta(va, vb)
+            rows.append({"field": field, "a": va, "b": vb, "delta": delta, "changed": va != vb})
+    return rows
+
+
+def _delta(a: Any, b: Any) -> float | None:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+    return b - a if numbers else None
+
+
+def short_time(iso: str | None) -> str:
+    """`2030-01-02 03:04` from an ISO 8601 timestamp, for narrow tables."""
+    return iso[:16].replace("T", " ") if iso else "-"
+
+
+def cell(value: Any) -> str:
+    """A compact table cell: 4 decimals for floats, hashes cut to 12 characters."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    text = str(value)
+    return text[:12] + "…" if _HASH.fullmatch(text) else text
+
+
+def signed(delta: float | None) -> str:
+    """A delta with its sign: whole numbers as integers, others to 4 decimals."""
+    if not delta:
+        return ""
+    return f"{int(delta):+,}" if float(delta).is_integer() else f"{delta:+.4f}"
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def _print(renderable: Any) -> None:
+    # A console per call follows the current stdout and COLUMNS, as click's runner sets them.
+    Console().print(renderable)
+
+
+@click.group(cls=_ReportingGroup)
+def models() -> None:
+    """Registered model versions: list, show, promote, roll back, diff."""
+
+
+@models.command("list")
+@_registry_options
+def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -> None:
+    """Every complete version with its aliases and headline metrics."""
+    registry = open_registry(store_uri, model_name)
+    versions = registry.list_versions()
+    if as_json:
+        _echo_json(versions)
+        return
+    table = _table(f"{registry.name} in {registry.store.uri}")
+    columns = ("version", "created", "aliases", "threshold", "test PR-AUC", "precision", "recall",
+               "data rows", "synthetic")
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("version", "created", "aliases"))
+    for m in versions:
+        table.add_row(
+            m["version"], short_time(m.get("created_at")), ", ".join(m["aliases"]),
+            cell(m.get("threshold")),
+            cell(lookup(m, "metrics.test.pr_auc")), cell(lookup(m, "metrics.test.precision")),
+            cell(lookup(m, "metrics.test.recall")), cell(lookup(m, "data.rows")),
+            cell(lookup(m, "data.synthetic")),
+        )
+    _print(table if versions else f"No versions of {registry.name} in {registry.store.uri}.")
+
+
+@models.command("show")
+@click.argument("ref")
+@_registry_options
+def show_command(ref: str, store_uri: str | None, model_name: str | None, as_json: bool) -> None:
+    """One version's manifest; REF is a version number, champion, challenger or latest."""
+    registry = open_registry(store_uri, model_name)
+    manifest = registry.manifest(ref)
+    if as_json:
+        _echo_json(manifest)
+        return
+    aliases = [a for a, v in registry.aliases().items() if v == manifest["version"]]
+    table = _table(f"{registry.name} version {manifest['version']}")
+    table.show_header = False
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("aliases", ", ".join(aliases) or "-")
+    for field in ("created_at", "threshold", "data.rows", "data.frauds", "data.synthetic",
+                  "data.source", "code_revision"):
+        table.add_row(field, cell(lookup(manifest, field)))
+    for split in ("test", "validation"):
+        for metric in ("pr_auc", "roc_auc", "precision", "recall", "f1"):
+            table.add_row(f"{split} {metric}", cell(lookup(manifest, f"metrics.{split}.{metric}")))
+    for name, digest in manifest.get("files", {}).items():
+        table.add_row(f"file {name}", f"sha256 {cell(digest)}")
+    _print(table)
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--reason", default="manual promotion (fraud models promote)", show_default=True)
+@_registry_options
+def promote_command(
+    version: str, reason: str, store_uri: str | None, model_name: str | None, as_json: bool
+) -> None:
+    """Make VERSION champion after verifying its artifacts; the old champion stays in history."""
+    registry = open_registry(store_uri, model_name)
+    previous = registry.aliases().get(CHAMPION)
+    event = registry.promote(version, reason=reason)
+    current = event["version"] if event else registry.resolve(version)
+    _report_change(registry, previous, current, changed=event is not None, as_json=as_json)
+
+
+@models.command("rollback")
+@click.option("--reason", default="manual rollback (fraud models rollback)", show_default=True)
+@_registry_options
+def rollback_command(
+    reason: str, store_uri: str | None, model_name: str | None, as_json: bool
+) -> None:
+    """Make the previous champion champion again."""
+    registry = open_registry(store_uri, model_name)
+    previous = registry.aliases().get(CHAMPION)
+    current = registry.rollback(reason=reason)
+    _report_change(registry, previous, current, changed=True, as_json=as_json)
+
+
+def _report_change(
+    registry: Registry, previous: str | None, current: str, *, changed: bool, as_json: bool
+) -> None:
+    if as_json:
+        _echo_json({"alias": CHAMPION, "version": current, "previous_version": previous,
+                    "changed": changed})
+    elif changed:
+        where = registry.store.uri
+        _print(f"{registry.name} champion: {previous or 'none'} -> {current} ({where})")
+    else:
+        _print(f"{registry.name} version {current} is already champion; nothing changed.")
+
+
+@models.command("diff")
+@click.argument("v1")
+@click.argument("v2")
+@_registry_options
+def diff_command(
+    v1: str, v2: str, store_uri: str | None, model_name: str | None, as_json: bool
+) -> None:
+    """Threshold, metrics, data, hyperparameters and files of V1 and V2 side by side."""
+    registry = open_registry(store_uri, model_name)
+    a, b = registry.manifest(v1), registry.manifest(v2)
+    rows = manifest_diff(a, b)
+    if as_json:
+        _echo_json({"a": a["version"], "b": b["version"], "rows": rows})
+        return
+    table = _table(f"{registry.name}: version {a['version']} vs {b['version']}")
+    for column in ("field", f"v{a['version']}", f"v{b['version']}", "delta"):
+        table.add_column(column)
+    for row in rows:
+        style = None if row["changed"] else "dim"
+        values = (cell(row["a"]), cell(row["b"]), signed(row["delta"]))
+        table.add_row(row["field"], *values, style=style)
+    _print(table)
