@@ -85,7 +85,10 @@ def test_promote_moves_champion_and_says_so(registry: Registry) -> None:
 def test_promote_json_reports_the_change(registry: Registry) -> None:
     result = run(registry, "promote", "champion", "--json")
     assert json.loads(result.stdout) == {
-        "alias": "champion", "version": "1", "previous_version": "1", "changed": False,
+        "alias": "champion",
+        "version": "1",
+        "previous_version": "1",
+        "changed": False,
     }
 
 

@@ -1,6 +1,7 @@
 """All configuration read from the environment, in one place (names: SPEC section 11)."""
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,7 +15,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     model_store: str = Field(
-        default=str(HOME / "store"), validation_alias=AliasChoices("FRAUD_MODEL_STORE", "model_store")
+        default=str(HOME / "store"),
+        validation_alias=AliasChoices("FRAUD_MODEL_STORE", "model_store"),
     )
     model_name: str = Field(
         default="fraud-detector", validation_alias=AliasChoices("FRAUD_MODEL_NAME", "model_name")
@@ -27,13 +29,19 @@ class Settings(BaseSettings):
         default=f"sqlite:///{HOME / 'predictions.db'}",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
     )
-    api_tokens: str = Field(default="", validation_alias=AliasChoices("FRAUD_API_TOKENS", "api_tokens"))
-    admin_token: str = Field(default="", validation_alias=AliasChoices("FRAUD_ADMIN_TOKEN", "admin_token"))
+    api_tokens: str = Field(
+        default="", validation_alias=AliasChoices("FRAUD_API_TOKENS", "api_tokens")
+    )
+    admin_token: str = Field(
+        default="", validation_alias=AliasChoices("FRAUD_ADMIN_TOKEN", "admin_token")
+    )
     reload_interval: float = Field(
         default=30.0, validation_alias=AliasChoices("FRAUD_RELOAD_INTERVAL", "reload_interval")
     )
     challenger_traffic: float = Field(
-        default=0.0, ge=0.0, le=1.0,
+        default=0.0,
+        ge=0.0,
+        le=1.0,
         validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
     )
     shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
@@ -43,6 +51,6 @@ class Settings(BaseSettings):
     )
 
 
-def get_settings(**overrides: object) -> Settings:
+def get_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with explicit overrides (CLI flags, tests) on top."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -135,16 +135,29 @@ def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -
         _echo_json(versions)
         return
     table = _table(f"{registry.name} in {registry.store.uri}")
-    columns = ("version", "created", "aliases", "threshold", "test PR-AUC", "precision", "recall",
-               "data rows", "synthetic")
+    columns = (
+        "version",
+        "created",
+        "aliases",
+        "threshold",
+        "test PR-AUC",
+        "precision",
+        "recall",
+        "data rows",
+        "synthetic",
+    )
     for column in columns:
         table.add_column(column, no_wrap=column in ("version", "created", "aliases"))
     for m in versions:
         table.add_row(
-            m["version"], short_time(m.get("created_at")), ", ".join(m["aliases"]),
+            m["version"],
+            short_time(m.get("created_at")),
+            ", ".join(m["aliases"]),
             cell(m.get("threshold")),
-            cell(lookup(m, "metrics.test.pr_auc")), cell(lookup(m, "metrics.test.precision")),
-            cell(lookup(m, "metrics.test.recall")), cell(lookup(m, "data.rows")),
+            cell(lookup(m, "metrics.test.pr_auc")),
+            cell(lookup(m, "metrics.test.precision")),
+            cell(lookup(m, "metrics.test.recall")),
+            cell(lookup(m, "data.rows")),
             cell(lookup(m, "data.synthetic")),
         )
     _print(table if versions else f"No versions of {registry.name} in {registry.store.uri}.")
@@ -166,8 +179,15 @@ def show_command(ref: str, store_uri: str | None, model_name: str | None, as_jso
     table.add_column("field")
     table.add_column("value")
     table.add_row("aliases", ", ".join(aliases) or "-")
-    for field in ("created_at", "threshold", "data.rows", "data.frauds", "data.synthetic",
-                  "data.source", "code_revision"):
+    for field in (
+        "created_at",
+        "threshold",
+        "data.rows",
+        "data.frauds",
+        "data.synthetic",
+        "data.source",
+        "code_revision",
+    ):
         table.add_row(field, cell(lookup(manifest, field)))
     for split in ("test", "validation"):
         for metric in ("pr_auc", "roc_auc", "precision", "recall", "f1"):
@@ -209,8 +229,14 @@ def _report_change(
     registry: Registry, previous: str | None, current: str, *, changed: bool, as_json: bool
 ) -> None:
     if as_json:
-        _echo_json({"alias": CHAMPION, "version": current, "previous_version": previous,
-                    "changed": changed})
+        _echo_json(
+            {
+                "alias": CHAMPION,
+                "version": current,
+                "previous_version": previous,
+                "changed": changed,
+            }
+        )
     elif changed:
         where = registry.store.uri
         _print(f"{registry.name} champion: {previous or 'none'} -> {current} ({where})")

@@ -240,8 +240,13 @@ class Registry:
         if challenger["version"] == version:
             self._write_alias(CHALLENGER, None, challenger["history"], actor=actor, reason=reason)
         return self._record(
-            "promoted", version, alias=CHAMPION, previous=previous,
-            actor=actor, reason=reason, details=details,
+            "promoted",
+            version,
+            alias=CHAMPION,
+            previous=previous,
+            actor=actor,
+            reason=reason,
+            details=details,
         )
 
     def stage(
@@ -260,8 +265,13 @@ class Registry:
         actor = actor or default_actor()
         self._write_alias(CHALLENGER, version, history, actor=actor, reason=reason)
         return self._record(
-            "staged", version, alias=CHALLENGER, previous=previous,
-            actor=actor, reason=reason, details=details,
+            "staged",
+            version,
+            alias=CHALLENGER,
+            previous=previous,
+            actor=actor,
+            reason=reason,
+            details=details,
         )
 
     def rollback(self, *, reason: str, actor: str | None = None) -> str:
@@ -279,7 +289,12 @@ class Registry:
         actor = actor or default_actor()
         self._write_alias(CHAMPION, target, champion["history"][:-1], actor=actor, reason=reason)
         self._record(
-            "rolled_back", target, alias=CHAMPION, previous=current, actor=actor, reason=reason,
+            "rolled_back",
+            target,
+            alias=CHAMPION,
+            previous=current,
+            actor=actor,
+            reason=reason,
             extra={"from_version": current, "to_version": target},
         )
         return str(target)
@@ -303,8 +318,13 @@ class Registry:
             self._write_alias(CHALLENGER, None, challenger["history"], actor=actor, reason=reason)
             alias = CHALLENGER
         return self._record(
-            "archived", version, alias=alias, previous=None,
-            actor=actor, reason=reason, details=details,
+            "archived",
+            version,
+            alias=alias,
+            previous=None,
+            actor=actor,
+            reason=reason,
+            details=details,
         )
 
     def _read_alias(self, alias: str) -> dict[str, Any]:

@@ -1,0 +1,222 @@
+"""The `fraud` command: thin wrappers that parse flags and call the package."""
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from .config import get_settings
+from .data import load_dataset, make_synthetic, validate
+from .errors import FraudError
+from .fetch import fetch_dataset
+from .models_cli import models
+from .registry import Registry
+from .store import open_store
+from .training import DEFAULT_PARAMS, TrainedModel, TrainingOptions, train
+
+err = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn product errors into one line on stderr and the documented exit code."""
+    try:
+        yield
+    except FraudError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fraud-detection")
+def cli() -> None:
+    """Credit-card fraud detection: train, register, serve and monitor a model."""
+
+
+cli.add_command(models)
+
+
+@cli.group()
+def data() -> None:
+    """The dataset: fetch the real one into the local cache."""
+
+
+@data.command("fetch")
+@click.option("--data", "data_uri", help="Use this dataset (path or s3:// URI) instead.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache folder.")
+def data_fetch(data_uri: str | None, cache_dir: Path | None) -> None:
+    """Put the real dataset in the local cache (verified by sha256) and print its path."""
+    settings = get_settings(data=data_uri, data_cache=cache_dir)
+    with reported_errors():
+        click.echo(fetch_dataset(settings.data_cache, data=settings.data))
+
+
+def _load_training_data(
+    data_uri: str | None, synthetic: bool, synthetic_rows: int, min_samples: int
+) -> tuple[pd.DataFrame, str]:
+    """The validated DataFrame to train on, and where it came from."""
+    if synthetic:
+        err.print("[yellow]Using SYNTHETIC data (--synthetic): not real transactions.[/yellow]")
+        return make_synthetic(rows=synthetic_rows), f"synthetic:{synthetic_rows}"
+    settings = get_settings(data=data_uri)
+    uri = str(fetch_dataset(settings.data_cache, data=settings.data))
+    with err.status(f"Loading {uri}"):
+        started = time.perf_counter()
+        df = load_dataset(uri)
+    err.print(f"Loaded {len(df):,} rows from {uri} in {time.perf_counter() - started:.1f} s")
+    validate(df, min_samples=min_samples)
+    return df, uri
+
+
+def _train_with_progress(
+    df: pd.DataFrame, options: TrainingOptions, source: str, name: str
+) -> TrainedModel:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("Growing trees", total=int(options.params["n_estimators"]))
+        return train(
+            df,
+            options,
+            source=source,
+            model_name=name,
+            on_trees=lambda grown, total: progress.update(task, completed=grown, total=total),
+        )
+
+
+def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
+    test = manifest["metrics"]["test"]
+    synthetic = manifest["data"]["synthetic"]
+    table = Table(title="Training summary" + (" — SYNTHETIC DATA" if synthetic else ""))
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("version", f"{manifest['version']} ({alias})"),
+        ("test PR-AUC", f"{test['pr_auc']:.4f} (fraud rate {100 * test['test_fraud_rate']:.3f}%)"),
+        ("precision / recall", f"{test['precision']:.3f} / {test['recall']:.3f}"),
+        ("F1", f"{test['f1']:.3f}"),
+        ("threshold", f"{manifest['threshold']:.4f}"),
+        ("test rows / frauds", f"{test['rows']:,} / {test['frauds']}"),
+        ("training time", f"{manifest['training_seconds']:.1f} s"),
+        ("peak memory", f"{peak_mb:.0f} MB"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@cli.command("train")
+@click.option(
+    "--data",
+    "data_uri",
+    help="Dataset path or s3:// URI (default: FRAUD_DATA, else the cached real dataset).",
+)
+@click.option(
+    "--store",
+    "store_uri",
+    help="Model store: folder or s3://bucket/prefix (default: FRAUD_MODEL_STORE).",
+)
+@click.option("--name", "model_name", help="Model name in the store (default: FRAUD_MODEL_NAME).")
+@click.option(
+    "--synthetic",
+    is_flag=True,
+    help="Train on generated data (offline fallback; labelled SYNTHETIC).",
+)
+@click.option(
+    "--synthetic-rows", default=100_000, show_default=True, help="Rows of synthetic data."
+)
+@click.option(
+    "--min-samples", default=1000, show_default=True, help="Refuse datasets with fewer rows."
+)
+@click.option(
+    "--threshold-rule",
+    type=click.Choice(["f1", "min_precision", "cost"]),
+    default="f1",
+    show_default=True,
+)
+@click.option(
+    "--min-precision",
+    default=0.9,
+    show_default=True,
+    help="Precision floor for --threshold-rule min_precision.",
+)
+@click.option(
+    "--review-fee",
+    default=5.0,
+    show_default=True,
+    help="Cost of a false alarm for --threshold-rule cost.",
+)
+@click.option(
+    "--trees",
+    default=int(DEFAULT_PARAMS["n_estimators"]),
+    show_default=True,
+    help="Number of trees.",
+)
+@click.option(
+    "--promote/--no-promote",
+    default=None,
+    help="Make it champion (default: only if there is none).",
+)
+@click.option(
+    "--reason", default="fraud train", show_default=True, help="Recorded in the event trail."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def train_command(
+    data_uri: str | None,
+    store_uri: str | None,
+    model_name: str | None,
+    synthetic: bool,
+    synthetic_rows: int,
+    min_samples: int,
+    threshold_rule: str,
+    min_precision: float,
+    review_fee: float,
+    trees: int,
+    promote: bool | None,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Train on a time-ordered split, export to ONNX and register a version."""
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    options = TrainingOptions(
+        params={**DEFAULT_PARAMS, "n_estimators": trees},
+        threshold_rule=threshold_rule,  # type: ignore[arg-type]
+        min_precision=min_precision,
+        review_fee=review_fee,
+    )
+    with reported_errors():
+        registry = Registry(open_store(settings.model_store), settings.model_name)
+        df, source = _load_training_data(data_uri, synthetic, synthetic_rows, min_samples)
+        trained = _train_with_progress(df, options, source, settings.model_name)
+        manifest = registry.register(trained.files, trained.manifest, reason=reason)
+        version = str(manifest["version"])
+        if promote or (promote is None and "champion" not in registry.aliases()):
+            registry.promote(
+                version, reason=reason, details={"metrics": manifest["metrics"]["test"]}
+            )
+            alias = "champion"
+        else:
+            registry.stage(version, reason=reason, details={"metrics": manifest["metrics"]["test"]})
+            alias = "challenger"
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    out.print(_summary(manifest, alias, peak_mb))
+    out.print(f"Registered in {settings.model_store} as version {version} ({alias}).")
+
+
+def main() -> None:
+    """Entry point of the `fraud` console script."""
+    cli()

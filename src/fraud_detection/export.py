@@ -1,0 +1,63 @@
+"""ONNX export of the fitted forest, and the parity check that guards it."""
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.pipeline import Pipeline
+
+from .errors import FraudError
+from .schema import N_FEATURES
+
+INPUT_NAME = "input"
+PROBABILITIES = "probabilities"
+PARITY_TOLERANCE = 1e-5
+# ai.onnx.ml 3 keeps the TreeEnsemble operator current; onnxruntime runs it natively.
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+class ParityError(FraudError):
+    """ONNX and scikit-learn disagree on the same rows: the export is not trusted."""
+
+
+def export_onnx(model: Pipeline) -> bytes:
+    """The fitted pipeline as an ONNX graph: float32 input [N, 30], `probabilities` [N, 2]."""
+    # scikit-learn trees cast inputs to float32 too, so a float32 graph decides identically.
+    onx = to_onnx(
+        model,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, N_FEATURES]))],
+        options={id(model.steps[-1][1]): {"zipmap": False}},
+        target_opset=TARGET_OPSET,
+    )
+    return bytes(onx.SerializeToString())
+
+
+def onnx_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime session on the CPU; one thread suits many small requests."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_fraud_probability(session: ort.InferenceSession, x: NDArray[Any]) -> NDArray[np.float32]:
+    """Fraud probability (class 1) for each row of `x`."""
+    (probabilities,) = session.run([PROBABILITIES], {INPUT_NAME: np.asarray(x, dtype=np.float32)})
+    return np.asarray(probabilities[:, 1], dtype=np.float32)
+
+
+def check_parity(onnx_bytes: bytes, model: Pipeline, x: NDArray[Any]) -> float:
+    """Largest |ONNX - scikit-learn| probability gap on `x`; raises ParityError past 1e-5."""
+    onnx_p = onnx_fraud_probability(onnx_session(onnx_bytes, threads=0), x).astype(np.float64)
+    sklearn_p = model.predict_proba(x)[:, 1]
+    gap = float(np.max(np.abs(onnx_p - sklearn_p))) if len(x) else 0.0
+    if gap > PARITY_TOLERANCE:
+        worst = int(np.argmax(np.abs(onnx_p - sklearn_p)))
+        raise ParityError(
+            f"ONNX and scikit-learn disagree by {gap:.2e} (> {PARITY_TOLERANCE:g}) "
+            f"on validation row {worst}: the exported model is not used"
+        )
+    return gap

@@ -1,0 +1,117 @@
+"""The training report: Markdown with a PR curve and a confusion-matrix plot."""
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are drawn on servers and in CI, never on a screen
+import matplotlib.pyplot as plt
+import numpy as np
+from numpy.typing import NDArray
+
+from .evaluation import pr_curve
+
+SYNTHETIC_BANNER = (
+    "> **SYNTHETIC DATA.** This model was trained and evaluated on generated data "
+    "(`--synthetic`), not on real transactions. Its numbers say nothing about real fraud."
+)
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_pr_curves(
+    curves: Mapping[str, tuple[NDArray[Any], NDArray[Any], float]], title: str
+) -> bytes:
+    """PNG of precision-recall curves, one per label: (y_true, scores, pr_auc)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, (y, s, pr_auc) in curves.items():
+        precision, recall = pr_curve(y, s)
+        ax.step(recall, precision, where="post", label=f"{label} (PR-AUC {pr_auc:.3f})")
+    ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1.01), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    return _png(fig)
+
+
+def plot_confusion(matrix: Mapping[str, int], title: str) -> bytes:
+    """PNG of a 2x2 confusion matrix with counts."""
+    cells = np.array([[matrix["tn"], matrix["fp"]], [matrix["fn"], matrix["tp"]]])
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    ax.imshow(np.log1p(cells), cmap="Blues")
+    for (i, j), count in np.ndenumerate(cells):
+        ax.text(j, i, f"{count:,}", ha="center", va="center", fontsize=12)
+    ax.set_xticks([0, 1], ["legit", "fraud"])
+    ax.set_yticks([0, 1], ["legit", "fraud"])
+    ax.set(xlabel="Predicted", ylabel="Actual", title=title)
+    return _png(fig)
+
+
+def _metric_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    names = [
+        ("pr_auc", "PR-AUC (average precision)"),
+        ("roc_auc", "ROC-AUC"),
+        ("precision", "Precision"),
+        ("recall", "Recall"),
+        ("f1", "F1"),
+        ("fpr", "False-positive rate"),
+        ("fnr", "False-negative rate"),
+        ("expected_cost", "Expected cost"),
+    ]
+    slices = list(metrics)
+    rows = ["| metric | " + " | ".join(slices) + " |", "|---|" + "---:|" * len(slices)]
+    for key, label in names:
+        cells = [_fmt(metrics[s].get(key)) for s in slices]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    rates = [_fmt(metrics[s].get(f"{s}_fraud_rate"), pct=True) for s in slices]
+    rows.append("| Fraud rate of the slice | " + " | ".join(rates) + " |")
+    return rows
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if pct:
+        return f"{100 * value:.3f}%"
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4f}"
+
+
+def training_report(manifest: Mapping[str, Any]) -> str:
+    """The Markdown report of one trained version, from its manifest."""
+    metrics = manifest["metrics"]
+    data = manifest["data"]
+    cm = metrics["test"]["confusion_matrix"]
+    lines = [f"# Fraud model {manifest['model_name']} — training report", ""]
+    if data.get("synthetic"):
+        lines += [SYNTHETIC_BANNER, ""]
+    lines += [
+        f"- Data: `{data['source']}` — {data['rows']:,} rows, {data['frauds']:,} frauds, "
+        f"sha256 `{data['sha256'][:16]}…`",
+        f"- Time-ordered split: train {data['train_rows']:,} rows → validation "
+        f"{data['validation_rows']:,} rows (threshold chosen here) → test "
+        f"{data['test_rows']:,} rows ({metrics['test']['frauds']} frauds, scored once)",
+        f"- Algorithm: {manifest['algorithm']} with `{manifest['params']}`",
+        f"- Decision threshold: **{manifest['threshold']:.4f}** "
+        f"(rule: {manifest['threshold_rule']}, on validation)",
+        f"- ONNX parity: max |ONNX - scikit-learn| = {manifest['onnx_parity_max_abs_diff']:.1e}",
+        f"- Training time: {manifest['training_seconds']:.1f} s",
+        "",
+        "## Metrics",
+        "",
+        *_metric_rows(metrics),
+        "",
+        f"Confusion matrix on test: TN {cm['tn']:,}, FP {cm['fp']:,}, FN {cm['fn']:,}, "
+        f"TP {cm['tp']:,}.",
+        "",
+        "![Precision-recall curves](pr_curve.png)",
+        "",
+        "![Confusion matrix on test](confusion_matrix.png)",
+        "",
+    ]
+    return "\n".join(lines)
