@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from results import write_section
 from sklearn.metrics import average_precision_score
 
 from fraud_detection.data import load_dataset, time_split
 from fraud_detection.schema import FEATURES
 from fraud_detection.training import DEFAULT_PARAMS, MODEL_FEATURES, features_and_label, fit_model
+from results import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "creditcard.csv.gz"

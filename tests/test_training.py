@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from fraud_detection.data import make_synthetic
 
 from fraud_detection.cli import cli
+from fraud_detection.data import make_synthetic
 from fraud_detection.registry import Registry
 from fraud_detection.store import open_store
 
