@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
     )
     shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
+    serving_cache: Path = Field(
+        default=HOME / "serving-cache",
+        validation_alias=AliasChoices("FRAUD_SERVING_CACHE", "serving_cache"),
+    )
+    max_batch: int = Field(
+        default=1000, validation_alias=AliasChoices("FRAUD_MAX_BATCH", "max_batch")
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        validation_alias=AliasChoices("FRAUD_MAX_BODY_BYTES", "max_body_bytes"),
+    )
     prometheus_multiproc_dir: str | None = Field(
         default=None,
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),

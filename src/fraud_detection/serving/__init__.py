@@ -1,0 +1,66 @@
+"""The Flask service: `create_app(settings)` builds it; nothing is created at import time."""
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..config import Settings, get_settings
+from ..registry import Registry
+from ..store import open_store
+from . import metrics, ops, predict, v2
+from .codecs import CodecError
+from .holder import ModelHolder
+from .state import ServiceState
+
+ENDPOINTS = {"predict.predict": "predict", "v2.infer": "v2_infer"}
+
+
+def _error(status: int, reason: str, message: str, field: str | None = None) -> Any:
+    endpoint = ENDPOINTS.get(request.endpoint or "", "other")
+    metrics.ERRORS.labels(endpoint, reason).inc()
+    return jsonify({"error": {"code": reason, "message": message, "field": field}}), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CodecError)
+    def codec_error(exc: CodecError) -> Any:
+        reason = {415: "unsupported_media_type", 413: "too_large", 401: "unauthorized"}.get(
+            exc.status, exc.reason if exc.status == 400 else f"http_{exc.status}"
+        )
+        return _error(exc.status, reason, str(exc), exc.field)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        reason = "too_large" if status == 413 else f"http_{status}"
+        return _error(status, reason, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error")
+        return _error(500, "internal", "internal error; it has been logged")
+
+
+def create_app(settings: Settings | None = None, *, start_reloader: bool = True) -> Flask:
+    """Build the service: load the champion (or start retrying), register the blueprints."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    def registry() -> Registry:
+        return Registry(open_store(settings.model_store), settings.model_name)
+
+    holder = ModelHolder(registry, settings.serving_cache / settings.model_name)
+    if start_reloader:
+        holder.start(settings.reload_interval)
+    app.extensions["fraud"] = ServiceState(settings=settings, holder=holder)
+    for blueprint in (predict.bp, v2.bp, ops.bp):
+        app.register_blueprint(blueprint)
+    _register_error_handlers(app)
+    return app

@@ -1,0 +1,74 @@
+"""Every metric the service exports (SPEC section 7), declared once, with closed label sets."""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as mp
+
+from .model import LoadedModel
+
+LATENCY = Histogram(
+    "fraud_prediction_latency_seconds",
+    "Time to validate, score and answer one request.",
+    ["endpoint", "model_version"],
+    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+PREDICTIONS = Counter(
+    "fraud_predictions_total",
+    "Transactions scored.",
+    ["model_version", "variant", "decision"],
+)
+ERRORS = Counter(
+    "fraud_request_errors_total",
+    "Requests answered with an error.",
+    ["endpoint", "reason"],
+)
+MODEL_INFO = Gauge(
+    "fraud_model_info",
+    "1 for each model version served, by alias.",
+    ["model_version", "alias"],
+    multiprocess_mode="livemax",
+)
+MODEL_RELOADS = Counter("fraud_model_reloads_total", "Model reload attempts.", ["result"])
+SCORE = Histogram(
+    "fraud_score",
+    "Fraud probabilities returned.",
+    ["model_version"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0),
+)
+LOG_DROPPED = Counter(
+    "fraud_prediction_log_dropped_total", "Prediction log rows dropped (queue full or DB down)."
+)
+
+
+_shown: set[tuple[str, str]] = set()
+
+
+def set_model_info(champion: LoadedModel | None, challenger: LoadedModel | None) -> None:
+    """Point fraud_model_info at the versions served now (0 for those no longer served)."""
+    served = {
+        (m.version, alias) for alias, m in (("champion", champion), ("challenger", challenger)) if m
+    }
+    # Multiprocess files keep every label set ever written, so old ones are zeroed, not removed.
+    for version, alias in _shown | served:
+        MODEL_INFO.labels(model_version=version, alias=alias).set(
+            1 if (version, alias) in served else 0
+        )
+    _shown.update(served)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The /metrics body: every worker's samples in multiprocess mode, else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

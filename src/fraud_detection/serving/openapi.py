@@ -1,0 +1,165 @@
+"""The OpenAPI 3 document of the service, built from the same pydantic model that validates."""
+
+from typing import Any
+
+from ..config import Settings
+from .codecs import Transaction
+
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string", "nullable": True},
+            },
+            "required": ["code", "message"],
+        }
+    },
+}
+PREDICTION = {
+    "type": "object",
+    "properties": {
+        "transaction_id": {"type": "string"},
+        "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "is_fraud": {"type": "boolean"},
+        "threshold": {"type": "number"},
+        "model_version": {"type": "string"},
+    },
+    "required": ["transaction_id", "fraud_probability", "is_fraud", "threshold", "model_version"],
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    return {str(c): {"description": "error", "content": ref} for c in codes}
+
+
+def _json_of(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": ref}}}
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """OpenAPI 3.0 description of /predict, /models, health and the V2 endpoints."""
+    transaction = Transaction.model_json_schema()
+    transaction["description"] = (
+        "One card transaction: the 30 feature fields. Other fields (merchant data and the "
+        "like) are accepted and ignored."
+    )
+    transaction["additionalProperties"] = True
+    batch = {
+        "type": "object",
+        "properties": {
+            "instances": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": settings.max_batch,
+                "items": {"$ref": "#/components/schemas/Transaction"},
+            }
+        },
+        "required": ["instances"],
+    }
+    v2_tensor = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "datatype": {"type": "string", "enum": ["FP32", "FP64"]},
+                        "data": {"type": "array", "items": {}},
+                    },
+                    "required": ["name", "shape", "datatype", "data"],
+                },
+            },
+        },
+        "required": ["inputs"],
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Fraud detection service", "version": "1"},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Score one transaction or a batch",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Transaction"},
+                                        {"$ref": "#/components/schemas/Batch"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "scored",
+                            "content": _json_of("#/components/schemas/Prediction"),
+                        },
+                        **_errors(400, 401, 413, 415, 503),
+                    },
+                }
+            },
+            "/models": {
+                "get": {"summary": "Served models", "responses": {"200": {"description": "ok"}}}
+            },
+            "/health": {
+                "get": {
+                    "summary": "Health",
+                    "responses": {"200": {"description": "ok"}, **_errors(503)},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "ok"}},
+                }
+            },
+            "/v2/health/live": {"get": {"responses": {"200": {"description": "live"}}}},
+            "/v2/health/ready": {
+                "get": {"responses": {"200": {"description": "ready"}, **_errors(503)}}
+            },
+            "/v2/models/{name}/infer": {
+                "post": {
+                    "summary": "Open Inference Protocol inference on an [N, 30] tensor",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": _json_of("#/components/schemas/V2Request"),
+                    },
+                    "responses": {
+                        "200": {"description": "outputs probabilities and is_fraud"},
+                        **_errors(400, 404, 413, 415, 503),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Transaction": transaction,
+                "Batch": batch,
+                "Prediction": PREDICTION,
+                "V2Request": v2_tensor,
+                "Error": ERROR,
+            }
+        },
+    }
