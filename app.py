@@ -1,5 +1,5 @@
 """The WSGI entry point: `gunicorn -c gunicorn.conf.py app:app`, configured by environment."""
 
-from fraud_detection.serving import create_app
+from fraud_detection.serving.wsgi import app
 
-app = create_app()
+__all__ = ["app"]

@@ -1,6 +1,7 @@
 """The `fraud` command: thin wrappers that parse flags and call the package."""
 
 import json
+import os
 import resource
 import sys
 import time
@@ -215,6 +216,24 @@ def train_command(
         return
     out.print(_summary(manifest, alias, peak_mb))
     out.print(f"Registered in {settings.model_store} as version {version} ({alias}).")
+
+
+@cli.command("serve")
+@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
+@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+def serve_command(
+    store_uri: str | None, model_name: str | None, host: str, port: int, workers: int
+) -> None:
+    """Serve the champion under gunicorn; the same as `gunicorn -c gunicorn.conf.py app:app`."""
+    env = {"FRAUD_HOST": host, "FRAUD_PORT": str(port), "FRAUD_WORKERS": str(workers)}
+    env |= {"FRAUD_MODEL_STORE": store_uri or "", "FRAUD_MODEL_NAME": model_name or ""}
+    os.environ.update({k: v for k, v in env.items() if v})
+    config = Path(__file__).with_name("serving") / "gunicorn_conf.py"
+    wsgi = "fraud_detection.serving.wsgi:app"
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(config), wsgi])
 
 
 def main() -> None:

@@ -3,17 +3,15 @@
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.pipeline import Pipeline
 
 from .errors import FraudError
+from .inference import INPUT_NAME, onnx_fraud_probability, onnx_session
 from .schema import N_FEATURES
 
-INPUT_NAME = "input"
-PROBABILITIES = "probabilities"
 PARITY_TOLERANCE = 1e-5
 # ai.onnx.ml 3 keeps the TreeEnsemble operator current; onnxruntime runs it natively.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -33,20 +31,6 @@ def export_onnx(model: Pipeline) -> bytes:
         target_opset=TARGET_OPSET,
     )
     return bytes(onx.SerializeToString())
-
-
-def onnx_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime session on the CPU; one thread suits many small requests."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def onnx_fraud_probability(session: ort.InferenceSession, x: NDArray[Any]) -> NDArray[np.float32]:
-    """Fraud probability (class 1) for each row of `x`."""
-    (probabilities,) = session.run([PROBABILITIES], {INPUT_NAME: np.asarray(x, dtype=np.float32)})
-    return np.asarray(probabilities[:, 1], dtype=np.float32)
 
 
 def check_parity(onnx_bytes: bytes, model: Pipeline, x: NDArray[Any]) -> float:

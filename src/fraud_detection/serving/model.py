@@ -12,7 +12,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from ..errors import IntegrityError, NotFoundError
-from ..export import onnx_fraud_probability, onnx_session
+from ..inference import onnx_fraud_probability, onnx_session
 from ..registry import Registry, check_integrity
 from ..schema import N_FEATURES
 

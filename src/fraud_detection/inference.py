@@ -1,0 +1,24 @@
+"""ONNX inference with onnxruntime only: what the service imports (no scikit-learn)."""
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+INPUT_NAME = "input"
+PROBABILITIES = "probabilities"
+
+
+def onnx_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime session on the CPU; one thread suits many small requests."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_fraud_probability(session: ort.InferenceSession, x: NDArray[Any]) -> NDArray[np.float32]:
+    """Fraud probability (class 1) for each row of `x`."""
+    (probabilities,) = session.run([PROBABILITIES], {INPUT_NAME: np.asarray(x, dtype=np.float32)})
+    return np.asarray(probabilities[:, 1], dtype=np.float32)

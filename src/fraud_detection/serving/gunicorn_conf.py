@@ -1,0 +1,39 @@
+"""gunicorn settings for the service, from the environment (used by `fraud serve`)."""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+bind = f"{os.environ.get('FRAUD_HOST', '127.0.0.1')}:{os.environ.get('FRAUD_PORT', '5000')}"
+workers = int(os.environ.get("FRAUD_WORKERS", "2"))
+# Scoring is CPU-bound (onnxruntime with one intra-op thread): one request per process at a
+# time is the fastest plan; a second thread only covers slow clients and metrics scrapes.
+worker_class = "gthread"
+threads = 2
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Recycle workers now and then to bound memory, staggered so they never restart together.
+max_requests = 100_000
+max_requests_jitter = 10_000
+# Each worker loads its own model and runs its own reload thread: threads do not survive fork.
+preload_app = False
+accesslog = "-" if os.environ.get("FRAUD_ACCESS_LOG") == "1" else None
+errorlog = "-"
+
+
+def on_starting(server: Any) -> None:
+    """Give workers an empty multiprocess metrics folder (stale files would double-count)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="fraud-prom-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the aggregate."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
