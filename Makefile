@@ -18,10 +18,12 @@ $(VENV)/.dev: requirements-dev.txt $(BIN)/fraud
 venv: $(BIN)/fraud
 dev-venv: $(VENV)/.dev
 
-# Fetch the real dataset into ./.fraud/data, train into ./.fraud/store unless a champion exists.
+# Fetch the real dataset into ./.fraud/data, train into ./.fraud/store unless a champion
+# exists, then serve it on http://127.0.0.1:5000 (Ctrl-C stops).
 run: $(BIN)/fraud
 	$(BIN)/fraud data fetch
 	$(BIN)/fraud models show champion >/dev/null 2>&1 || $(BIN)/fraud train
+	$(BIN)/fraud serve --host 127.0.0.1 --port 5000
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
