@@ -47,21 +47,26 @@ def served(tmp_path: Path) -> Iterator[str]:
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, proc)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
+                return
         except requests.RequestException:
             pass
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read().decode() if proc.stderr else "service exited")
         time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("service did not become ready")
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    pytest.fail("service did not become ready in 60 s")
 
 
 def metric_sum(text: str, name: str) -> float:

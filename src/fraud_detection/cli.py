@@ -73,9 +73,8 @@ def _load_training_data(
         return make_synthetic(rows=synthetic_rows), f"synthetic:{synthetic_rows}"
     settings = get_settings(data=data_uri)
     uri = str(fetch_dataset(settings.data_cache, data=settings.data))
-    with err.status(f"Loading {uri}"):
-        started = time.perf_counter()
-        df = load_dataset(uri)
+    started = time.perf_counter()
+    df = load_dataset(uri, progress=True)
     err.print(f"Loaded {len(df):,} rows from {uri} in {time.perf_counter() - started:.1f} s")
     validate(df, min_samples=min_samples)
     return df, uri

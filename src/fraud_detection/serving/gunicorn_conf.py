@@ -19,6 +19,9 @@ max_requests = 100_000
 max_requests_jitter = 10_000
 # Each worker loads its own model and runs its own reload thread: threads do not survive fork.
 preload_app = False
+# The runtime control socket is one fixed path per user: several services (or tests) on one
+# host would take it from each other, and nothing here uses it.
+control_socket_disable = True
 accesslog = "-" if os.environ.get("FRAUD_ACCESS_LOG") == "1" else None
 errorlog = "-"
 
