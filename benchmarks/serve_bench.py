@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from results import write_section
+from train_bench import run_fraud_train
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -142,20 +143,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     store = tmp / "store"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_detection",
-            "train",
-            "--data",
-            str(args.data),
-            "--store",
-            str(store),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    run_fraud_train(args.data, store)
     _, test = time_split(load_dataset(str(args.data)))
     x_test = test.loc[:, list(FEATURES)].to_numpy()
     body = json.dumps(
