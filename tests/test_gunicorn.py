@@ -92,3 +92,4 @@ def test_two_workers_count_every_request_once(served: str) -> None:
     assert metric_sum(text, "fraud_prediction_latency_seconds_count") == 40
     assert metric_sum(text, "fraud_request_errors_total") == 7
     assert 'fraud_model_info{alias="champion",model_version="1"} 1.0' in text
+    assert metric_sum(text, "flask_http_request_total") >= 47

@@ -257,6 +257,7 @@ def test_metrics_count_predictions_and_errors(client: FlaskClient) -> None:
         "fraud_score",
         "fraud_model_info",
         "fraud_request_errors_total",
+        "flask_http_request_duration_seconds",
     ):
         assert name in text
 

@@ -4,6 +4,8 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, request
+from prometheus_client import CollectorRegistry
+from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 
 from ..config import Settings, get_settings
@@ -59,8 +61,13 @@ def create_app(settings: Settings | None = None, *, start_reloader: bool = True)
     holder = ModelHolder(registry, settings.serving_cache / settings.model_name)
     if start_reloader:
         holder.start(settings.reload_interval)
-    app.extensions["fraud"] = ServiceState(settings=settings, holder=holder)
+    # HTTP metrics per app in their own registry: tests build many apps in one process.
+    http_registry = CollectorRegistry()
+    app.extensions["fraud"] = ServiceState(settings, holder, http_registry)
     for blueprint in (predict.bp, v2.bp, ops.bp):
         app.register_blueprint(blueprint)
+    PrometheusMetrics(
+        app, path=None, registry=http_registry, group_by="url_rule", excluded_paths=["^/metrics$"]
+    )
     _register_error_handlers(app)
     return app

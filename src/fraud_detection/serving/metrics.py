@@ -65,10 +65,11 @@ def set_model_info(champion: LoadedModel | None, challenger: LoadedModel | None)
     _shown.update(served)
 
 
-def exposition() -> tuple[bytes, str]:
+def exposition(http_registry: CollectorRegistry) -> tuple[bytes, str]:
     """The /metrics body: every worker's samples in multiprocess mode, else this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every registry's values live in the shared files; one collector reads them all.
         registry = CollectorRegistry()
         mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(http_registry), CONTENT_TYPE_LATEST

@@ -25,7 +25,7 @@ def health() -> Any:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition()
+    body, content_type = metrics.exposition(state().http_registry)
     return Response(body, content_type=content_type)
 
 

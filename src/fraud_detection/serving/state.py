@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import current_app, request
+from prometheus_client import CollectorRegistry
 
 from ..config import Settings
 from .auth import bearer_token, token_allowed
@@ -24,6 +25,7 @@ class ServiceState:
 
     settings: Settings
     holder: ModelHolder
+    http_registry: CollectorRegistry
 
     @property
     def api_tokens(self) -> list[str]:
