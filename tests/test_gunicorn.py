@@ -87,9 +87,17 @@ def test_two_workers_count_every_request_once(served: str) -> None:
             session.post(f"{served}/predict", json=transaction(V1="x"), timeout=5).status_code
             == 400
         )
+    for _ in range(3):
+        assert session.get(f"{served}/health", timeout=5).status_code == 200
     text = session.get(f"{served}/metrics", timeout=5).text
     assert metric_sum(text, "fraud_predictions_total") == rows
     assert metric_sum(text, "fraud_prediction_latency_seconds_count") == 40
     assert metric_sum(text, "fraud_request_errors_total") == 7
     assert 'fraud_model_info{alias="champion",model_version="1"} 1.0' in text
-    assert metric_sum(text, "flask_http_request_total") >= 47
+    health = re.search(
+        r'^flask_http_request_duration_seconds_count\{[^}]*url_rule="/health"[^}]*\} (\S+)$',
+        text,
+        re.M,
+    )
+    assert health and float(health.group(1)) == 3
+    assert 'url_rule="/predict"' not in text, "scoring routes have their own latency metric"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
@@ -50,6 +51,11 @@ class PredictRequest:
 
 def parse_json(body: bytes) -> Any:
     """The JSON document; NaN and Infinity literals parse, so validation can name their field."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson is strict; the standard parser accepts NaN/Infinity, to report them by field.
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -8,7 +8,15 @@ from ..registry import CHALLENGER, CHAMPION
 from .codecs import decode_predict
 from .model import LoadedModel
 from .scoring import observe_latency, score
-from .state import champion, json_body, new_transaction_id, now, requires_token, state
+from .state import (
+    champion,
+    json_body,
+    json_response,
+    new_transaction_id,
+    now,
+    requires_token,
+    state,
+)
 
 bp = Blueprint("predict", __name__)
 
@@ -18,8 +26,9 @@ bp = Blueprint("predict", __name__)
 def predict() -> Any:
     """Score one transaction, or {"instances": [...]}; answers per transaction."""
     started = now()
-    request = decode_predict(json_body(), state().settings.max_batch)
-    result = score(champion(), request.x)
+    service = state()
+    request = decode_predict(json_body(), service.settings.max_batch)
+    result = score(champion(service), request.x)
     model = result.model
     answers = [
         {
@@ -33,7 +42,7 @@ def predict() -> Any:
     ]
     body = {"predictions": answers, "model_version": model.version} if request.batch else answers[0]
     observe_latency("predict", model.version, started)
-    return jsonify(body)
+    return json_response(body)
 
 
 def describe(model: LoadedModel | None) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,18 +22,28 @@ class Scored:
     variant: str
 
 
+@lru_cache(maxsize=64)
+def _children(version: str, variant: str) -> tuple[Any, Any, Any]:
+    """The labelled metric children of one model version, bound once, not per request."""
+    return (
+        metrics.PREDICTIONS.labels(version, variant, "fraud"),
+        metrics.PREDICTIONS.labels(version, variant, "legit"),
+        metrics.SCORE.labels(version),
+    )
+
+
 def score(model: LoadedModel, x: NDArray[np.float32], variant: str = "champion") -> Scored:
     """Score rows with one model and count the outcome in the service metrics."""
     probabilities = model.score(x)
     is_fraud = probabilities >= model.threshold
     frauds = int(is_fraud.sum())
-    version = model.version
+    fraud_count, legit_count, score_histogram = _children(model.version, variant)
     if frauds:
-        metrics.PREDICTIONS.labels(version, variant, "fraud").inc(frauds)
+        fraud_count.inc(frauds)
     if len(x) - frauds:
-        metrics.PREDICTIONS.labels(version, variant, "legit").inc(len(x) - frauds)
-    for p in probabilities:
-        metrics.SCORE.labels(version).observe(float(p))
+        legit_count.inc(len(x) - frauds)
+    for p in probabilities.tolist():
+        score_histogram.observe(p)
     return Scored(probabilities, is_fraud, model, variant)
 
 

@@ -9,7 +9,7 @@ from ..schema import N_FEATURES
 from .codecs import CodecError, decode_v2
 from .model import LoadedModel
 from .scoring import observe_latency, score
-from .state import json_body, now, requires_token, state
+from .state import json_body, json_response, now, requires_token, state
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -106,4 +106,4 @@ def infer(name: str, version: str | None = None) -> Any:
     if request_id is not None:
         body["id"] = request_id
     observe_latency("v2_infer", model.version, started)
-    return jsonify(body)
+    return json_response(body)
