@@ -201,6 +201,37 @@ def test_v2_bad_tensors_get_4xx_naming_the_field(
     assert response.get_json()["error"]["field"] == field
 
 
+def test_v2_request_shaped_like_the_spec_example_gets_the_named_output(
+    client: FlaskClient,
+) -> None:
+    # The Open Inference Protocol's example: id, named inputs with shape, datatype, data,
+    # and the outputs the client wants.
+    request = {
+        "id": "42",
+        "inputs": [
+            {
+                "name": "input0",
+                "shape": [1, 30],
+                "datatype": "FP64",
+                "data": [float(transaction()[f]) for f in FEATURES],
+            }
+        ],
+        "outputs": [{"name": "is_fraud"}],
+    }
+    body = client.post("/v2/models/fraud-detector/infer", json=request).get_json()
+    assert body["id"] == "42"
+    assert [o["name"] for o in body["outputs"]] == ["is_fraud"]
+    assert body["outputs"][0] == {
+        "name": "is_fraud",
+        "shape": [1],
+        "datatype": "BOOL",
+        "data": [False],
+    }
+    bad = {**request, "outputs": [{"name": "output0"}]}
+    response = client.post("/v2/models/fraud-detector/infer", json=bad)
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "outputs"
+
+
 def test_v2_metadata_health_and_unknown_model(client: FlaskClient) -> None:
     assert client.get("/v2/health/live").get_json() == {"live": True}
     assert client.get("/v2/health/ready").status_code == 200

@@ -145,3 +145,19 @@ def decode_v2(document: Any, max_batch: int) -> tuple[NDArray[np.float32], str |
         )
     request_id = document.get("id")
     return x.astype(np.float32), request_id if isinstance(request_id, str) else None
+
+
+def requested_outputs(document: dict[str, Any], available: tuple[str, ...]) -> tuple[str, ...]:
+    """The outputs a V2 request names (all of them when it names none)."""
+    wanted = document.get("outputs")
+    if wanted is None:
+        return available
+    if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
+        raise CodecError('outputs must be a list of {"name": ...} objects', field="outputs")
+    names = tuple(str(o.get("name")) for o in wanted)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise CodecError(
+            f"unknown output {unknown[0]!r}; available: {', '.join(available)}", field="outputs"
+        )
+    return names

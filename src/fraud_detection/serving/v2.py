@@ -6,12 +6,13 @@ from flask import Blueprint, jsonify
 
 from .. import __version__
 from ..schema import N_FEATURES
-from .codecs import CodecError, decode_v2
+from .codecs import CodecError, decode_v2, requested_outputs
 from .model import LoadedModel
 from .scoring import observe_latency, score
 from .state import json_body, json_response, now, requires_token, state
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
+OUTPUTS = ("probabilities", "is_fraud")
 
 
 def _model(name: str, version: str | None) -> LoadedModel:
@@ -81,26 +82,29 @@ def infer(name: str, version: str | None = None) -> Any:
     """Score an [N, 30] tensor; outputs `probabilities` (FP32) and `is_fraud` (BOOL)."""
     started = now()
     model = _model(name, version)
-    x, request_id = decode_v2(json_body(), state().settings.max_batch)
+    document = json_body()
+    x, request_id = decode_v2(document, state().settings.max_batch)
+    names = requested_outputs(document, OUTPUTS)
     result = score(model, x)
     rows = len(x)
+    tensors = {
+        "probabilities": {
+            "name": "probabilities",
+            "shape": [rows],
+            "datatype": "FP32",
+            "data": [round(float(p), 6) for p in result.probabilities],
+        },
+        "is_fraud": {
+            "name": "is_fraud",
+            "shape": [rows],
+            "datatype": "BOOL",
+            "data": [bool(f) for f in result.is_fraud],
+        },
+    }
     body: dict[str, Any] = {
         "model_name": name,
         "model_version": model.version,
-        "outputs": [
-            {
-                "name": "probabilities",
-                "shape": [rows],
-                "datatype": "FP32",
-                "data": [round(float(p), 6) for p in result.probabilities],
-            },
-            {
-                "name": "is_fraud",
-                "shape": [rows],
-                "datatype": "BOOL",
-                "data": [bool(f) for f in result.is_fraud],
-            },
-        ],
+        "outputs": [tensors[n] for n in names],
         "parameters": {"threshold": model.threshold},
     }
     if request_id is not None:
