@@ -390,3 +390,12 @@ def _wait_for(condition: object, timeout: float = 20.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("condition not met in time")
+
+
+def test_admin_is_closed_when_only_scoring_tokens_are_set(store: Path, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path, api_tokens="s3cret")
+    client = app.test_client()
+    token = {"Authorization": "Bearer s3cret"}
+    assert client.post("/predict", json=transaction(), headers=token).status_code == 200
+    assert client.post("/admin/reload", headers=token).status_code == 401
+    app.extensions["fraud"].holder.stop()

@@ -12,6 +12,7 @@ from ..config import Settings, get_settings
 from ..registry import Registry
 from ..store import open_store
 from . import metrics, ops, predict, v2
+from .auth import install_auth
 from .codecs import CodecError
 from .holder import ModelHolder
 from .state import ServiceState
@@ -75,5 +76,6 @@ def create_app(settings: Settings | None = None, *, start_reloader: bool = True)
         group_by="url_rule",
         excluded_paths=["^/metrics$", "^/predict$", "^/v2/models/.*/infer$"],
     )
+    install_auth(app, settings)
     _register_error_handlers(app)
     return app

@@ -1,14 +1,20 @@
-"""Bearer-token checks for scoring and admin routes (off when no tokens are configured)."""
+"""Bearer-token checks for scoring and admin routes, installed only when tokens are set."""
 
 import hmac
 from collections.abc import Iterable
 
-from flask import Request
+from flask import Flask, Request, request
+
+from ..config import Settings
+from .codecs import CodecError
+
+SCORING = {"predict.predict", "v2.infer"}
+ADMIN = {"ops.reload"}
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(req: Request) -> str | None:
     """The token of an `Authorization: Bearer ...` header, if any."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
@@ -18,3 +24,25 @@ def token_allowed(given: str | None, allowed: Iterable[str]) -> bool:
         return False
     matches = [hmac.compare_digest(given.encode(), token.encode()) for token in allowed]
     return any(matches)
+
+
+def install_auth(app: Flask, settings: Settings) -> None:
+    """Guard scoring with FRAUD_API_TOKENS and admin with FRAUD_ADMIN_TOKEN.
+
+    With neither set, auth is off (a local run) and no hook is installed at all.
+    """
+    api = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
+    admin = [settings.admin_token] if settings.admin_token else []
+    if not api and not admin:
+        return
+
+    @app.before_request
+    def check_token() -> None:
+        if request.endpoint in SCORING and api:
+            needed = api
+        elif request.endpoint in ADMIN:
+            needed = admin  # empty when only scoring tokens are set: admin is then closed
+        else:
+            return
+        if not token_allowed(bearer_token(request), needed):
+            raise CodecError("missing or invalid bearer token", status=401)

@@ -44,9 +44,6 @@ SCORE = Histogram(
     ["model_version"],
     buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0),
 )
-LOG_DROPPED = Counter(
-    "fraud_prediction_log_dropped_total", "Prediction log rows dropped (queue full or DB down)."
-)
 
 
 _shown: set[tuple[str, str]] = set()

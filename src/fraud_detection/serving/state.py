@@ -2,22 +2,17 @@
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import wraps
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 from flask import Response, current_app, request
 from prometheus_client import CollectorRegistry
 
 from ..config import Settings
-from .auth import bearer_token, token_allowed
 from .codecs import CodecError, parse_json
 from .holder import ModelHolder
 from .model import LoadedModel
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -27,11 +22,6 @@ class ServiceState:
     settings: Settings
     holder: ModelHolder
     http_registry: CollectorRegistry
-
-    api_tokens: list[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.api_tokens = [t.strip() for t in self.settings.api_tokens.split(",") if t.strip()]
 
 
 def state() -> ServiceState:
@@ -60,27 +50,6 @@ def json_body() -> Any:
             status=415,
         )
     return parse_json(request.get_data(cache=False))
-
-
-def requires_token(admin: bool = False) -> Callable[[F], F]:
-    """Demand a Bearer token when tokens are configured (admin routes: the admin token)."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            s = state()
-            admin_tokens = [s.settings.admin_token] if s.settings.admin_token else []
-            # With no token configured at all, auth is off (a local run); once any is set,
-            # admin routes accept only the admin token.
-            allowed = admin_tokens if admin else s.api_tokens
-            auth_on = bool(s.api_tokens or admin_tokens) if admin else bool(allowed)
-            if auth_on and not token_allowed(bearer_token(request), allowed):
-                raise CodecError("missing or invalid bearer token", status=401)
-            return view(*args, **kwargs)
-
-        return cast(F, wrapper)
-
-    return decorate
 
 
 def new_transaction_id() -> str:
