@@ -25,10 +25,6 @@ class Settings(BaseSettings):
     data_cache: Path = Field(
         default=HOME / "data", validation_alias=AliasChoices("FRAUD_DATA_CACHE", "data_cache")
     )
-    database_url: str = Field(
-        default=f"sqlite:///{HOME / 'predictions.db'}",
-        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
-    )
     api_tokens: str = Field(
         default="", validation_alias=AliasChoices("FRAUD_API_TOKENS", "api_tokens")
     )
@@ -38,13 +34,6 @@ class Settings(BaseSettings):
     reload_interval: float = Field(
         default=30.0, validation_alias=AliasChoices("FRAUD_RELOAD_INTERVAL", "reload_interval")
     )
-    challenger_traffic: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
-    )
-    shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
     serving_cache: Path = Field(
         default=HOME / "serving-cache",
         validation_alias=AliasChoices("FRAUD_SERVING_CACHE", "serving_cache"),
@@ -55,10 +44,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         validation_alias=AliasChoices("FRAUD_MAX_BODY_BYTES", "max_body_bytes"),
-    )
-    prometheus_multiproc_dir: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
     )
 
 
