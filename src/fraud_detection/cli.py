@@ -22,6 +22,7 @@ from .errors import FraudError
 from .fetch import fetch_dataset
 from .models_cli import models
 from .registry import Registry
+from .retraining import PromotionRule, retrain
 from .store import open_store
 from .training import DEFAULT_PARAMS, TrainedModel, TrainingOptions, train
 
@@ -215,6 +216,82 @@ def train_command(
         return
     out.print(_summary(manifest, alias, peak_mb))
     out.print(f"Registered in {settings.model_store} as version {version} ({alias}).")
+
+
+@cli.command("retrain")
+@click.option(
+    "--data",
+    "data_uri",
+    help="Dataset path or s3:// URI (default: FRAUD_DATA, else the cached real dataset).",
+)
+@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
+@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
+@click.option(
+    "--min-samples", default=1000, show_default=True, help="Refuse datasets with fewer rows."
+)
+@click.option(
+    "--holdout-fraction",
+    default=0.1,
+    show_default=True,
+    help="Most recent share of rows both models are scored on.",
+)
+@click.option(
+    "--min-improvement", default=0.02, show_default=True, help="F1 gain needed to promote."
+)
+@click.option(
+    "--max-precision-drop",
+    default=0.05,
+    show_default=True,
+    help="Largest precision loss a promotion may bring.",
+)
+@click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
+@click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    help="Also write the Markdown report here.",
+)
+def retrain_command(
+    data_uri: str | None,
+    store_uri: str | None,
+    model_name: str | None,
+    min_samples: int,
+    holdout_fraction: float,
+    min_improvement: float,
+    max_precision_drop: float,
+    force_promotion: bool,
+    dry_run: bool,
+    report_path: Path | None,
+) -> None:
+    """Train a challenger, score it and the champion on the same recent rows, and decide."""
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    rule = PromotionRule(min_improvement, max_precision_drop, force_promotion)
+    with reported_errors():
+        registry = Registry(open_store(settings.model_store), settings.model_name)
+        df, source = _load_training_data(data_uri, False, 0, min_samples)
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+        )
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("Growing challenger trees", total=None)
+            result = retrain(
+                df,
+                registry,
+                rule,
+                source=source,
+                holdout_fraction=holdout_fraction,
+                dry_run=dry_run,
+                on_trees=lambda grown, total: progress.update(task, completed=grown, total=total),
+            )
+    if report_path:
+        report_path.write_text(result.report)
+    out.print(result.report, markup=False, highlight=False)
+    where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
+    out.print(f"Decision: {result.decision.action}; {where}.")
 
 
 @cli.command("serve")

@@ -1,0 +1,179 @@
+"""Champion/challenger retraining: train on all data but a recent holdout, compare, decide."""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .data import time_split
+from .evaluation import classification_metrics
+from .inference import onnx_fraud_probability, onnx_session
+from .registry import CHAMPION, Registry
+from .report import plot_pr_curves
+from .schema import FEATURES
+from .training import TrainedModel, TrainingOptions, TreeCallback, features_and_label, train
+
+Action = Literal["promote", "stage"]
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """SPEC 5: promote when F1 gains enough and precision does not fall too far."""
+
+    min_improvement: float = 0.02
+    max_precision_drop: float = 0.05
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to the challenger, and the rule's reason in words."""
+
+    action: Action
+    reason: str
+
+
+def decide(
+    champion: dict[str, Any] | None, challenger: dict[str, Any], rule: PromotionRule
+) -> Decision:
+    """Apply the promotion rule to holdout metrics of both models (champion may be absent)."""
+    if rule.force:
+        return Decision("promote", "--force-promotion: comparison skipped")
+    if champion is None:
+        return Decision("promote", "no champion yet: the first valid model becomes champion")
+    gain = challenger["f1"] - champion["f1"]
+    drop = champion["precision"] - challenger["precision"]
+    if gain < rule.min_improvement:
+        return Decision(
+            "stage",
+            f"F1 {challenger['f1']:.4f} vs champion {champion['f1']:.4f}: gain {gain:+.4f} "
+            f"is below --min-improvement {rule.min_improvement}",
+        )
+    if drop > rule.max_precision_drop:
+        return Decision(
+            "stage",
+            f"precision falls by {drop:.4f} (> --max-precision-drop {rule.max_precision_drop})",
+        )
+    return Decision(
+        "promote",
+        f"F1 {challenger['f1']:.4f} vs champion {champion['f1']:.4f} (gain {gain:+.4f} >= "
+        f"{rule.min_improvement}); precision change {-drop:+.4f} within {rule.max_precision_drop}",
+    )
+
+
+def score_champion(registry: Registry, holdout: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray]:
+    """Holdout metrics of the champion at its own threshold, and its scores (verified ONNX)."""
+    manifest = registry.manifest(CHAMPION)
+    session = onnx_session(registry.read_file(str(manifest["version"]), "model.onnx"), threads=0)
+    x, y = features_and_label(holdout)
+    scores = onnx_fraud_probability(session, x).astype(np.float64)
+    amounts = x[:, FEATURES.index("Amount")]
+    metrics = classification_metrics(y, scores, float(manifest["threshold"]), amounts=amounts)
+    return {**metrics, "version": str(manifest["version"])}, scores
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """The decision, the numbers behind it, and the report."""
+
+    decision: Decision
+    champion: dict[str, Any] | None
+    challenger: dict[str, Any]
+    version: str | None
+    report: str
+
+
+def retrain(
+    df: pd.DataFrame,
+    registry: Registry,
+    rule: PromotionRule,
+    *,
+    source: str,
+    holdout_fraction: float = 0.1,
+    dry_run: bool = False,
+    on_trees: TreeCallback | None = None,
+) -> RetrainResult:
+    """Train a challenger on all but the most recent rows, score both there, and decide.
+
+    Nothing is written before the challenger is complete, so a crash leaves the champion as is.
+    """
+    options = TrainingOptions(history_fraction=1 - holdout_fraction)
+    trained: TrainedModel = train(
+        df, options, source=source, model_name=registry.name, on_trees=on_trees
+    )
+    challenger = trained.manifest["metrics"]["test"]
+    _, holdout = time_split(df, 1 - holdout_fraction)
+    champion: dict[str, Any] | None = None
+    curves = {}
+    if CHAMPION in registry.aliases():
+        champion, champion_scores = score_champion(registry, holdout)
+        curves[f"champion v{champion['version']}"] = (
+            holdout["Class"].to_numpy(),
+            champion_scores,
+            champion["pr_auc"],
+        )
+    decision = decide(champion, challenger, rule)
+    details = {
+        "decision": asdict(decision),
+        "rule": asdict(rule),
+        "champion": champion,
+        "challenger": challenger,
+        "holdout_rows": len(holdout),
+    }
+    report = retrain_report(decision, rule, champion, challenger, len(holdout), source)
+    version = None
+    if not dry_run:
+        files = dict(trained.files)
+        x_hold, y_hold = features_and_label(holdout)
+        challenger_scores = trained.model.predict_proba(x_hold)[:, 1]
+        curves["challenger"] = (y_hold, challenger_scores, challenger["pr_auc"])
+        files["retrain_pr_curves.png"] = plot_pr_curves(curves, "Holdout: champion vs challenger")
+        files["retrain_report.md"] = report.encode()
+        manifest = registry.register(
+            files, {**trained.manifest, "retraining": details}, reason="retrain"
+        )
+        version = str(manifest["version"])
+        act = registry.promote if decision.action == "promote" else registry.stage
+        act(version, reason=decision.reason, details=details)
+    return RetrainResult(decision, champion, challenger, version, report)
+
+
+def retrain_report(
+    decision: Decision,
+    rule: PromotionRule,
+    champion: dict[str, Any] | None,
+    challenger: dict[str, Any],
+    holdout_rows: int,
+    source: str,
+) -> str:
+    """Markdown: both models side by side on the same holdout, the decision and the rule."""
+    keys = ["pr_auc", "roc_auc", "precision", "recall", "f1", "fpr", "fnr", "expected_cost"]
+    head = "| metric | champion | challenger | change |"
+    rows = [head, "|---|---:|---:|---:|"]
+    for key in keys:
+        new = challenger.get(key)
+        old = champion.get(key) if champion else None
+        change = f"{new - old:+.4f}" if old is not None and new is not None else "-"
+        rows.append(
+            f"| {key} | {'-' if old is None else f'{old:.4f}'} | "
+            f"{'-' if new is None else f'{new:.4f}'} | {change} |"
+        )
+    return "\n".join(
+        [
+            "# Retraining report",
+            "",
+            f"Data `{source}`; both models scored on the same most recent {holdout_rows:,} rows.",
+            "",
+            *rows,
+            "",
+            f"**Decision: {decision.action}.** {decision.reason}",
+            "",
+            f"Rule: promote when challenger F1 >= champion F1 + {rule.min_improvement} and "
+            f"precision drops by no more than {rule.max_precision_drop}; otherwise stage as "
+            f"challenger{' (forced promotion requested)' if rule.force else ''}.",
+            "",
+            "![PR curves](retrain_pr_curves.png)",
+            "",
+        ]
+    )

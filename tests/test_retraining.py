@@ -1,0 +1,113 @@
+"""Champion/challenger retraining: the promotion rule and `fraud retrain` end to end."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from fraud_detection.cli import cli
+from fraud_detection.data import make_synthetic
+from fraud_detection.registry import Registry
+from fraud_detection.retraining import PromotionRule, decide
+from fraud_detection.store import open_store
+
+CHAMPION = {"f1": 0.80, "precision": 0.90}
+
+
+@pytest.mark.parametrize(
+    ("challenger", "rule", "action"),
+    [
+        ({"f1": 0.83, "precision": 0.90}, PromotionRule(), "promote"),
+        ({"f1": 0.81, "precision": 0.95}, PromotionRule(), "stage"),
+        ({"f1": 0.70, "precision": 0.95}, PromotionRule(), "stage"),
+        ({"f1": 0.90, "precision": 0.80}, PromotionRule(), "stage"),
+        ({"f1": 0.70, "precision": 0.50}, PromotionRule(force=True), "promote"),
+    ],
+    ids=["better", "marginal", "worse", "precision-drop", "forced"],
+)
+def test_promotion_rule(challenger: dict, rule: PromotionRule, action: str) -> None:
+    assert decide(CHAMPION, challenger, rule).action == action
+
+
+def test_first_model_becomes_champion() -> None:
+    decision = decide(None, {"f1": 0.1, "precision": 0.1}, PromotionRule())
+    assert decision.action == "promote" and "first" in decision.reason
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("retrain") / "cc.csv"
+    make_synthetic(rows=30_000, seed=11).to_csv(path, index=False)
+    return path
+
+
+def retrain(data: Path, store: Path, *extra: str) -> Result:
+    args = ["retrain", "--data", str(data), "--store", str(store), *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def registry(store: Path) -> Registry:
+    return Registry(open_store(str(store)), "fraud-detector")
+
+
+def test_retrain_twice_on_the_same_data_promotes_once(data: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = retrain(data, store)
+    assert first.exit_code == 0, first.output
+    assert "Decision: promote" in first.stdout
+    second = retrain(data, store, "--report", str(tmp_path / "report.md"))
+    assert second.exit_code == 0, second.output
+    assert "Decision: stage" in second.stdout
+    reg = registry(store)
+    assert reg.aliases() == {"champion": "1", "challenger": "2"}
+    staged = [e for e in reg.events() if e["action"] == "staged"][-1]
+    assert staged["details"]["champion"]["version"] == "1"
+    assert {"f1", "precision"} <= staged["details"]["challenger"].keys()
+    report = (tmp_path / "report.md").read_text()
+    assert "| f1 |" in report and "Decision: stage" in report
+    assert reg.read_file("2", "retrain_report.md").decode() == report
+
+
+def test_force_promotion_promotes(data: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert retrain(data, store).exit_code == 0
+    assert retrain(data, store, "--force-promotion").exit_code == 0
+    assert registry(store).aliases()["champion"] == "2"
+
+
+def test_dry_run_writes_nothing(data: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = retrain(data, store, "--dry-run")
+    assert result.exit_code == 0 and "nothing written" in result.stdout
+    assert registry(store).list_versions() == []
+
+
+def test_bad_data_promotes_nothing_and_exits_2(data: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert retrain(data, store).exit_code == 0
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(data)
+    frame.loc[10, "Amount"] = -1
+    frame.to_csv(bad, index=False)
+    result = retrain(bad, store, "--force-promotion")
+    assert result.exit_code == 2
+    assert "Amount" in result.stderr
+    assert [m["version"] for m in registry(store).list_versions()] == ["1"]
+
+
+def test_crash_in_the_middle_leaves_the_champion_untouched(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    assert retrain(data, store).exit_code == 0
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed while scoring the champion")
+
+    monkeypatch.setattr("fraud_detection.retraining.score_champion", crash)
+    result = retrain(data, store, "--force-promotion")
+    assert result.exit_code == 1
+    reg = registry(store)
+    assert reg.aliases() == {"champion": "1"}
+    assert [m["version"] for m in reg.list_versions()] == ["1"]
