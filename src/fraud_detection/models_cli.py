@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -116,8 +117,10 @@ def _echo_json(obj: Any) -> None:
 
 
 def _print(renderable: Any) -> None:
-    # A console per call follows the current stdout and COLUMNS, as click's runner sets them.
-    Console().print(renderable)
+    # A console per call follows the current stdout and COLUMNS, as click's runner sets them;
+    # piped output gets room for every column instead of rich's 80-column default.
+    width = shutil.get_terminal_size((160, 24)).columns
+    Console(width=max(width, 120)).print(renderable)
 
 
 @click.group(cls=_ReportingGroup)
