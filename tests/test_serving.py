@@ -399,3 +399,14 @@ def test_admin_is_closed_when_only_scoring_tokens_are_set(store: Path, tmp_path:
     assert client.post("/predict", json=transaction(), headers=token).status_code == 200
     assert client.post("/admin/reload", headers=token).status_code == 401
     app.extensions["fraud"].holder.stop()
+
+
+def test_serving_follows_a_rollback_on_its_next_reload(client: FlaskClient, store: Path) -> None:
+    reg = registry(store)
+    reg.promote("2", reason="new model")
+    client.post("/admin/reload")
+    assert client.post("/predict", json=transaction()).get_json()["model_version"] == "2"
+    assert reg.rollback(reason="bad model") == "1"
+    client.post("/admin/reload")
+    assert client.post("/predict", json=transaction()).get_json()["model_version"] == "1"
+    assert [e["action"] for e in reg.events()][-2:] == ["promoted", "rolled_back"]
