@@ -1,6 +1,7 @@
 """The `fraud` command: thin wrappers that parse flags and call the package."""
 
 import json
+import logging
 import os
 import resource
 import sys
@@ -23,6 +24,7 @@ from .fetch import fetch_dataset
 from .models_cli import models
 from .registry import Registry
 from .retraining import PromotionRule, retrain
+from .schedule import Job, next_weekly, run_command, run_schedule
 from .store import open_store
 from .training import DEFAULT_PARAMS, TrainedModel, TrainingOptions, train
 
@@ -292,6 +294,30 @@ def retrain_command(
     out.print(result.report, markup=False, highlight=False)
     where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
     out.print(f"Decision: {result.decision.action}; {where}.")
+
+
+@cli.command("schedule")
+@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
+@click.option("--data", "data_uri", help="Dataset for retraining (default: FRAUD_DATA).")
+@click.option(
+    "--reports", type=click.Path(path_type=Path), default=Path(".fraud/reports"), show_default=True
+)
+def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path) -> None:
+    """Retrain every Sunday 02:00 UTC, as the GitHub workflow does, on a plain server."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    reports.mkdir(parents=True, exist_ok=True)
+    retrain = [
+        sys.executable,
+        "-m",
+        "fraud_detection",
+        "retrain",
+        "--report",
+        str(reports / "retrain.md"),
+    ]
+    retrain += ["--store", store_uri] if store_uri else []
+    retrain += ["--data", data_uri] if data_uri else []
+    jobs = [Job("weekly retrain", retrain, next_weekly)]
+    run_schedule(jobs, sleep=time.sleep, run=run_command)
 
 
 @cli.command("serve")

@@ -1,0 +1,53 @@
+"""`fraud schedule`: the GitHub Actions jobs on a plain server, as one long-running loop."""
+
+import logging
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger(__name__)
+
+
+def next_weekly(after: datetime, weekday: int = 6, hour: int = 2) -> datetime:
+    """The first `weekday` (Monday 0 .. Sunday 6) at `hour`:00 UTC strictly after `after`."""
+    start = after.astimezone(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    candidate = start + timedelta(days=(weekday - start.weekday()) % 7)
+    return candidate if candidate > after else candidate + timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A command and the rule for when it next runs."""
+
+    name: str
+    command: Sequence[str]
+    next_after: Callable[[datetime], datetime]
+
+
+def run_schedule(
+    jobs: Sequence[Job],
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], object],
+    run: Callable[[Sequence[str]], int],
+    rounds: int | None = None,
+) -> None:
+    """Run each job when due, forever (or `rounds` jobs); a failing job never stops the others."""
+    due = {job.name: job.next_after(clock()) for job in jobs}
+    done = 0
+    while rounds is None or done < rounds:
+        job = min(jobs, key=lambda j: due[j.name])
+        wait = (due[job.name] - clock()).total_seconds()
+        if wait > 0:
+            log.info("next: %s at %s", job.name, due[job.name].isoformat())
+            sleep(wait)
+        code = run(job.command)
+        (log.info if code == 0 else log.error)("%s exited with %s", job.name, code)
+        due[job.name] = job.next_after(clock())
+        done += 1
+
+
+def run_command(command: Sequence[str]) -> int:
+    """Run one job as a child process; its output goes where the scheduler's goes."""
+    return subprocess.run(list(command), check=False).returncode
