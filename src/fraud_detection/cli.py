@@ -6,10 +6,10 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import pandas as pd
@@ -26,11 +26,10 @@ from .registry import Registry
 from .retraining import PromotionRule, retrain
 from .schedule import Job, next_weekly, run_command, run_schedule
 from .store import open_store
-from .training import DEFAULT_PARAMS, TrainedModel, TrainingOptions, train
+from .training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
 
 err = Console(stderr=True)
 out = Console()
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -83,19 +82,13 @@ def _load_training_data(
     return df, uri
 
 
-def _train_with_progress(
-    df: pd.DataFrame, options: TrainingOptions, source: str, name: str
-) -> TrainedModel:
+@contextmanager
+def tree_progress(description: str) -> Iterator[TreeCallback]:
+    """A transient progress bar of trees grown; yields the callback that advances it."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("Growing trees", total=int(options.params["n_estimators"]))
-        return train(
-            df,
-            options,
-            source=source,
-            model_name=name,
-            on_trees=lambda grown, total: progress.update(task, completed=grown, total=total),
-        )
+        task = progress.add_task(description, total=None)
+        yield lambda grown, total: progress.update(task, completed=grown, total=total)
 
 
 def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
@@ -201,7 +194,10 @@ def train_command(
     with reported_errors():
         registry = Registry(open_store(settings.model_store), settings.model_name)
         df, source = _load_training_data(data_uri, synthetic, synthetic_rows, min_samples)
-        trained = _train_with_progress(df, options, source, settings.model_name)
+        with tree_progress("Growing trees") as on_trees:
+            trained = train(
+                df, options, source=source, model_name=settings.model_name, on_trees=on_trees
+            )
         manifest = registry.register(trained.files, trained.manifest, reason=reason)
         version = str(manifest["version"])
         if promote or (promote is None and "champion" not in registry.aliases()):
@@ -272,14 +268,7 @@ def retrain_command(
     with reported_errors():
         registry = Registry(open_store(settings.model_store), settings.model_name)
         df, source = _load_training_data(data_uri, False, 0, min_samples)
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-        )
-        with Progress(*columns, console=err, transient=True) as progress:
-            task = progress.add_task("Growing challenger trees", total=None)
+        with tree_progress("Growing challenger trees") as on_trees:
             result = retrain(
                 df,
                 registry,
@@ -287,7 +276,7 @@ def retrain_command(
                 source=source,
                 holdout_fraction=holdout_fraction,
                 dry_run=dry_run,
-                on_trees=lambda grown, total: progress.update(task, completed=grown, total=total),
+                on_trees=on_trees,
             )
     if report_path:
         report_path.write_text(result.report)
