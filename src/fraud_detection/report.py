@@ -4,11 +4,8 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # reports are drawn on servers and in CI, never on a screen
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from .evaluation import pr_curve
@@ -19,10 +16,10 @@ SYNTHETIC_BANNER = (
 )
 
 
-def _png(fig: Any) -> bytes:
+def _png(fig: Figure) -> bytes:
+    # A bare Figure needs no pyplot backend: no global state, safe on servers and in notebooks.
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -30,7 +27,8 @@ def plot_pr_curves(
     curves: Mapping[str, tuple[NDArray[Any], NDArray[Any], float]], title: str
 ) -> bytes:
     """PNG of precision-recall curves, one per label: (y_true, scores, pr_auc)."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for label, (y, s, pr_auc) in curves.items():
         precision, recall = pr_curve(y, s)
         ax.step(recall, precision, where="post", label=f"{label} (PR-AUC {pr_auc:.3f})")
@@ -43,7 +41,8 @@ def plot_pr_curves(
 def plot_confusion(matrix: Mapping[str, int], title: str) -> bytes:
     """PNG of a 2x2 confusion matrix with counts."""
     cells = np.array([[matrix["tn"], matrix["fp"]], [matrix["fn"], matrix["tp"]]])
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig = Figure(figsize=(4.2, 3.6))
+    ax = fig.subplots()
     ax.imshow(np.log1p(cells), cmap="Blues")
     for (i, j), count in np.ndenumerate(cells):
         ax.text(j, i, f"{count:,}", ha="center", va="center", fontsize=12)
