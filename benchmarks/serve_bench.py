@@ -157,6 +157,7 @@ def main() -> None:
             {
                 "FRAUD_MODEL_STORE": str(store),
                 "FRAUD_SERVING_CACHE": str(tmp / "cache-b"),
+                "DATABASE_URL": f"sqlite:///{tmp / 'predictions.db'}",
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
             },
         ),

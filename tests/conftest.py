@@ -8,6 +8,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from fraud_detection.fetch import fetch_dataset
+from postgres_helpers import PrivatePostgres
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "creditcard.csv.gz"
@@ -56,3 +57,24 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "store")
     bucket = request.getfixturevalue("s3_bucket")
     return f"s3://{bucket}/models-prefix"
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the tests' own (initdb in a temp folder), which tests may stop;
+    a test that stops it starts it again."""
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A prediction-log database of each kind: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'predictions.db'}"
+        return
+    server: PrivatePostgres = request.getfixturevalue("private_postgres")
+    with server.database() as url:
+        yield url

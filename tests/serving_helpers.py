@@ -1,7 +1,19 @@
-"""Shared helpers for serving tests: a store made by the training code, app builders."""
+"""Shared helpers for serving tests: a store made by the training code, the service under
+gunicorn, metric sums."""
 
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import requests
 from click.testing import CliRunner
 
 from fraud_detection.cli import cli
@@ -22,3 +34,56 @@ def transaction(**overrides: object) -> dict[str, object]:
     body["Amount"] = 42.5
     body.update(overrides)
     return body
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(store: Path, tmp_path: Path, workers: int = 2, **env: str) -> Iterator[str]:
+    """`fraud serve` under gunicorn on a free port, private state in tmp_path; yields its URL."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "FRAUD_SERVING_CACHE": str(tmp_path / "cache"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'predictions.db'}",
+        **env,
+    }
+    cmd = [sys.executable, "-m", "fraud_detection", "serve", "--store", str(store)]
+    cmd += ["--port", str(port), "--workers", str(workers)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(cmd, env=environment, stdout=subprocess.DEVNULL, stderr=stderr)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, proc, log)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll readiness; fail with the service's log if it exits or takes over 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(log.read_text())
+        time.sleep(0.1)
+    pytest.fail("service did not become ready in 60 s")
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of `name` in a Prometheus exposition."""
+    pattern = re.compile(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))

@@ -1,25 +1,13 @@
 """The service under real gunicorn with two workers: metrics add up across workers."""
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from serving_helpers import train_into, transaction
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from serving_helpers import metric_sum, serve, train_into, transaction
 
 
 @pytest.fixture
@@ -27,51 +15,8 @@ def served(tmp_path: Path) -> Iterator[str]:
     """`fraud serve --workers 2` on a free port, against a store made by `fraud train`."""
     store = tmp_path / "store"
     train_into(store, promote=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-        "FRAUD_SERVING_CACHE": str(tmp_path / "cache"),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "fraud_detection",
-        "serve",
-        "--store",
-        str(store),
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, proc)
+    with serve(store, tmp_path) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
-def wait_until_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(proc.stderr.read().decode() if proc.stderr else "service exited")
-        time.sleep(0.1)
-    pytest.fail("service did not become ready in 60 s")
-
-
-def metric_sum(text: str, name: str) -> float:
-    pattern = re.compile(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", re.M)
-    return sum(float(v) for v in pattern.findall(text))
 
 
 def test_two_workers_count_every_request_once(served: str) -> None:

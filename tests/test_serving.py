@@ -37,7 +37,11 @@ def store(trained_store: Path, tmp_path: Path) -> Path:
 
 
 def make_app(store: Path | str, tmp_path: Path, **overrides: object) -> Flask:
-    values: dict[str, object] = {"reload_interval": 3600, **overrides}
+    values: dict[str, object] = {
+        "reload_interval": 3600,
+        "database_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+        **overrides,
+    }
     settings = Settings(model_store=str(store), serving_cache=tmp_path / "cache", **values)
     return create_app(settings)
 

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=1000, validation_alias=AliasChoices("FRAUD_MAX_BATCH", "max_batch")
     )
+    database_url: str = Field(
+        default=f"sqlite:///{HOME / 'predictions.db'}",
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+    )
+    log_capacity: int = Field(
+        default=10_000, validation_alias=AliasChoices("FRAUD_LOG_CAPACITY", "log_capacity")
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         validation_alias=AliasChoices("FRAUD_MAX_BODY_BYTES", "max_body_bytes"),

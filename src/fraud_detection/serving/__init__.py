@@ -1,5 +1,6 @@
 """The Flask service: `create_app(settings)` builds it; nothing is created at import time."""
 
+import atexit
 import logging
 from typing import Any
 
@@ -9,15 +10,17 @@ from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 
 from ..config import Settings, get_settings
+from ..prediction_log import open_engine
 from ..registry import Registry
 from ..store import open_store
 from . import metrics, ops, predict, v2
 from .auth import install_auth
 from .codecs import CodecError
 from .holder import ModelHolder
+from .log_writer import PredictionLogWriter
 from .state import ServiceState
 
-ENDPOINTS = {"predict.predict": "predict", "v2.infer": "v2_infer"}
+ENDPOINTS = {"predict.predict": "predict", "v2.infer": "v2_infer", "predict.feedback": "feedback"}
 
 
 def _error(status: int, reason: str, message: str, field: str | None = None) -> Any:
@@ -29,10 +32,7 @@ def _error(status: int, reason: str, message: str, field: str | None = None) -> 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CodecError)
     def codec_error(exc: CodecError) -> Any:
-        reason = {415: "unsupported_media_type", 413: "too_large", 401: "unauthorized"}.get(
-            exc.status, exc.reason if exc.status == 400 else f"http_{exc.status}"
-        )
-        return _error(exc.status, reason, str(exc), exc.field)
+        return _error(exc.status, exc.reason, str(exc), exc.field)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
@@ -60,13 +60,18 @@ def create_app(settings: Settings | None = None, *, start_reloader: bool = True)
         return Registry(open_store(settings.model_store), settings.model_name)
 
     holder = ModelHolder(registry, settings.serving_cache / settings.model_name)
+    prediction_log = PredictionLogWriter(
+        lambda: open_engine(settings.database_url), capacity=settings.log_capacity
+    )
     if start_reloader:
         holder.start(settings.reload_interval)
+    prediction_log.start()
+    atexit.register(prediction_log.close)
     # HTTP metrics for the other routes, in a registry per app (tests build many apps in one
     # process). Scoring routes are left out: fraud_prediction_latency_seconds and
     # fraud_request_errors_total already measure them, with model labels, at half the cost.
     http_registry = CollectorRegistry()
-    app.extensions["fraud"] = ServiceState(settings, holder, http_registry)
+    app.extensions["fraud"] = ServiceState(settings, holder, prediction_log, http_registry)
     for blueprint in (predict.bp, v2.bp, ops.bp):
         app.register_blueprint(blueprint)
     PrometheusMetrics(

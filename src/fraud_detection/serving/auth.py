@@ -8,7 +8,7 @@ from flask import Flask, Request, request
 from ..config import Settings
 from .codecs import CodecError
 
-SCORING = {"predict.predict", "v2.infer"}
+SCORING = {"predict.predict", "v2.infer", "predict.feedback"}
 ADMIN = {"ops.reload"}
 
 

@@ -15,16 +15,26 @@ from ..schema import FEATURES, N_FEATURES
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 V2_DATATYPES = {"FP32": np.float32, "FP64": np.float64}
+STATUS_REASONS = {415: "unsupported_media_type", 413: "too_large", 401: "unauthorized"}
 
 
 class CodecError(ValueError):
     """A request the service cannot score; becomes a 4xx JSON error naming the field."""
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int = 400,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.status = status
-        self.reason = "invalid_field" if field else "invalid_request"
+        default = "invalid_field" if field else "invalid_request"
+        self.reason = reason or STATUS_REASONS.get(status, default if status == 400 else "")
+        self.reason = self.reason or f"http_{status}"
 
 
 class _Base(BaseModel):
@@ -85,18 +95,26 @@ def _transaction(raw: Any, index: int | None) -> _Base:
         raise _explain(exc, raw, index) from exc
 
 
+def _batch(document: Any, key: str, max_batch: int) -> list[Any] | None:
+    """The items of {key: [...]} (1..max_batch of them), or None for a single-item body."""
+    if not (isinstance(document, dict) and key in document):
+        return None
+    items = document[key]
+    if not isinstance(items, list) or not items:
+        raise CodecError(f"{key} must be a non-empty list", field=key)
+    if len(items) > max_batch:
+        raise CodecError(
+            f"{key} has {len(items)} items; at most {max_batch} per request",
+            field=key,
+            status=413,
+        )
+    return items
+
+
 def decode_predict(document: Any, max_batch: int) -> PredictRequest:
     """One transaction object, or {"instances": [...]} with 1..max_batch of them."""
-    if isinstance(document, dict) and "instances" in document:
-        instances = document["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise CodecError("instances must be a non-empty list", field="instances")
-        if len(instances) > max_batch:
-            raise CodecError(
-                f"instances has {len(instances)} rows; at most {max_batch} per request",
-                field="instances",
-                status=413,
-            )
+    instances = _batch(document, "instances", max_batch)
+    if instances is not None:
         rows = [_transaction(raw, i) for i, raw in enumerate(instances)]
         batch = True
     else:
@@ -161,3 +179,38 @@ def requested_outputs(document: dict[str, Any], available: tuple[str, ...]) -> t
             f"unknown output {unknown[0]!r}; available: {', '.join(available)}", field="outputs"
         )
     return names
+
+
+class Label(BaseModel):
+    """One analyst label: 1 fraud, 0 legitimate."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    transaction_id: TransactionId
+    label: Annotated[int, Field(strict=True, ge=0, le=1)]
+
+
+def decode_feedback(document: Any, max_batch: int) -> dict[str, int]:
+    """One {transaction_id, label}, or {"labels": [...]}; the last label of an id wins."""
+    items = _batch(document, "labels", max_batch)
+    indexed: list[tuple[int | None, Any]] = (
+        list(enumerate(items)) if items is not None else [(None, document)]
+    )
+    labels: dict[str, int] = {}
+    for index, raw in indexed:
+        where = f"labels[{index}]" if index is not None else "the body"
+        if not isinstance(raw, dict):
+            raise CodecError(f"{where} must be an object with transaction_id and label")
+        try:
+            item = Label.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else None
+            prefix = f"labels[{index}]." if index is not None else ""
+            detail = "missing" if first["type"] == "missing" else first["msg"]
+            if field == "label" and first["type"] != "missing":
+                detail = "must be 1 (fraud) or 0 (legitimate)"
+            raise CodecError(
+                f"field {prefix}{field}: {detail} (got {raw.get(field or '')!r})", field=field
+            ) from exc
+        labels[item.transaction_id] = item.label
+    return labels

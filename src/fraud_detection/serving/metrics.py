@@ -45,6 +45,15 @@ SCORE = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0),
 )
 
+LOG_WRITTEN = Counter(
+    "fraud_prediction_log_written_total", "Prediction-log rows written to the database."
+)
+LOG_DROPPED = Counter(
+    "fraud_prediction_log_dropped_total",
+    "Prediction-log rows dropped: buffer full, or the database refused them past the retry window.",
+)
+FEEDBACK = Counter("fraud_feedback_total", "Analyst labels stored.", ["label"])
+
 
 _shown: set[tuple[str, str]] = set()
 

@@ -1,21 +1,17 @@
-"""`POST /predict` (one transaction or a batch) and `GET /models`."""
+"""`POST /predict` (one transaction or a batch), `POST /feedback` and `GET /models`."""
 
 from typing import Any
 
 from flask import Blueprint, jsonify
 
+from ..prediction_log import PredictionLogError, store_labels
 from ..registry import CHALLENGER, CHAMPION
-from .codecs import decode_predict
+from . import metrics
+from .codecs import CodecError, decode_feedback, decode_predict
+from .log_writer import new_batch
 from .model import LoadedModel
 from .scoring import observe_latency, score
-from .state import (
-    champion,
-    json_body,
-    json_response,
-    new_transaction_id,
-    now,
-    state,
-)
+from .state import champion, json_body, json_response, now, state, transaction_ids
 
 bp = Blueprint("predict", __name__)
 
@@ -28,19 +24,40 @@ def predict() -> Any:
     request = decode_predict(json_body(), service.settings.max_batch)
     result = score(champion(service), request.x)
     model = result.model
+    ids = transaction_ids(request.ids)
     answers = [
         {
-            "transaction_id": tid or new_transaction_id(),
+            "transaction_id": tid,
             "fraud_probability": round(float(p), 6),
             "is_fraud": bool(flag),
             "threshold": model.threshold,
             "model_version": model.version,
         }
-        for tid, p, flag in zip(request.ids, result.probabilities, result.is_fraud, strict=True)
+        for tid, p, flag in zip(ids, result.probabilities, result.is_fraud, strict=True)
     ]
     body = {"predictions": answers, "model_version": model.version} if request.batch else answers[0]
+    service.prediction_log.log(new_batch(result, request.x, ids, "predict", started))
     observe_latency("predict", model.version, started)
     return json_response(body)
+
+
+@bp.post("/feedback")
+def feedback() -> Any:
+    """Store analyst labels ({transaction_id, label} or {"labels": [...]}) by transaction id."""
+    service = state()
+    labels = decode_feedback(json_body(), service.settings.max_batch)
+    try:
+        store_labels(service.prediction_log.engine(), labels)
+    except PredictionLogError as exc:
+        raise CodecError(
+            f"{exc}; retry later", status=503, reason="prediction_log_unavailable"
+        ) from exc
+    frauds = sum(labels.values())
+    if frauds:
+        metrics.FEEDBACK.labels("fraud").inc(frauds)
+    if len(labels) - frauds:
+        metrics.FEEDBACK.labels("legit").inc(len(labels) - frauds)
+    return json_response({"stored": len(labels)})
 
 
 def describe(model: LoadedModel | None) -> dict[str, Any] | None:

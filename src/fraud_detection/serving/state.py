@@ -12,15 +12,17 @@ from prometheus_client import CollectorRegistry
 from ..config import Settings
 from .codecs import CodecError, parse_json
 from .holder import ModelHolder
+from .log_writer import PredictionLogWriter
 from .model import LoadedModel
 
 
 @dataclass
 class ServiceState:
-    """What a request needs besides its body: settings and the served models."""
+    """What a request needs besides its body: settings, the served models, the log."""
 
     settings: Settings
     holder: ModelHolder
+    prediction_log: PredictionLogWriter
     http_registry: CollectorRegistry
 
 
@@ -52,9 +54,9 @@ def json_body() -> Any:
     return parse_json(request.get_data(cache=False))
 
 
-def new_transaction_id() -> str:
-    """An id for a transaction that came without one."""
-    return uuid.uuid4().hex
+def transaction_ids(given: list[str | None]) -> list[str]:
+    """The ids of a batch: those given, and a fresh one for each transaction without."""
+    return [tid or uuid.uuid4().hex for tid in given]
 
 
 def now() -> float:

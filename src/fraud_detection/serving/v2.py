@@ -1,5 +1,6 @@
 """Open Inference Protocol (KServe V2) REST endpoints over the same scoring core."""
 
+import uuid
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -7,6 +8,7 @@ from flask import Blueprint, jsonify
 from .. import __version__
 from ..schema import N_FEATURES
 from .codecs import CodecError, decode_v2, requested_outputs
+from .log_writer import new_batch
 from .model import LoadedModel
 from .scoring import observe_latency, score
 from .state import json_body, json_response, now, state
@@ -108,5 +110,9 @@ def infer(name: str, version: str | None = None) -> Any:
     }
     if request_id is not None:
         body["id"] = request_id
+    # V2 has no per-row ids: rows are logged as "<request id>:<row>", which /feedback accepts.
+    prefix = request_id or uuid.uuid4().hex
+    ids = [f"{prefix}:{row}" for row in range(rows)]
+    state().prediction_log.log(new_batch(result, x, ids, "v2_infer", started))
     observe_latency("v2_infer", model.version, started)
     return json_response(body)

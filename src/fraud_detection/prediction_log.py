@@ -1,0 +1,191 @@
+"""The prediction log's tables and queries: SQLite by default, PostgreSQL with DATABASE_URL."""
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import FraudError
+from .schema import FEATURES, LABEL
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+# Times are naive UTC everywhere: SQLite has no time zones, and one convention beats two.
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(128), nullable=False, index=True),
+    Column("created_at", DateTime(), nullable=False, index=True),
+    Column("endpoint", String(16), nullable=False),
+    Column("variant", String(16), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    *(Column(name, Float, nullable=False) for name in FEATURES),
+    Column("probability", Float, nullable=False),
+    Column("is_fraud", Boolean, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("latency_ms", Float, nullable=True),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    # One label per transaction: an analyst's correction replaces the earlier label.
+    Column("transaction_id", String(128), primary_key=True),
+    Column("label", SmallInteger, nullable=False),
+    Column("received_at", DateTime(), nullable=False),
+)
+
+
+class PredictionLogError(FraudError):
+    """The prediction-log database could not be reached or written."""
+
+
+def utc_now() -> datetime:
+    """Now, as the naive UTC time the log stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def normalise_url(url: str) -> str:
+    """DATABASE_URL as SQLAlchemy needs it: plain postgres URLs use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for the log; connections fail fast so a down database never stalls a caller."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args = {"connect_timeout": 3} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets every gunicorn worker append while `fraud monitor` reads.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables, and add columns that later versions introduced to older tables."""
+    try:
+        metadata.create_all(engine)
+        existing = inspect(engine)
+        with engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                have = {c["name"] for c in existing.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in have:
+                        kind = column.type.compile(dialect=engine.dialect)
+                        name = engine.dialect.identifier_preparer.quote(column.name)
+                        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+                        log.info("prediction log: added column %s.%s", table.name, column.name)
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
+
+
+def insert_predictions(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append logged predictions in one transaction (all or none)."""
+    with engine.begin() as conn:
+        conn.execute(predictions.insert(), list(rows))
+
+
+def store_labels(engine: Engine, labels: Mapping[str, int]) -> None:
+    """Upsert analyst labels by transaction id; raises PredictionLogError when the DB is down."""
+    rows = [
+        {"transaction_id": tid, "label": label, "received_at": utc_now()}
+        for tid, label in labels.items()
+    ]
+    insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(feedback)
+    statement = insert.on_conflict_do_update(
+        index_elements=["transaction_id"],
+        set_={"label": insert.excluded.label, "received_at": insert.excluded.received_at},
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(statement, rows)
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
+
+
+def read_window(engine: Engine, since: datetime, until: datetime | None = None) -> pd.DataFrame:
+    """Predictions logged in [since, until) with their label (NaN until an analyst sends one)."""
+    query = (
+        select(
+            *(c for c in predictions.columns if c.name not in ("id", "latency_ms")),
+            feedback.c.label,
+        )
+        .select_from(
+            predictions.outerjoin(
+                feedback, feedback.c.transaction_id == predictions.c.transaction_id
+            )
+        )
+        .where(predictions.c.created_at >= since)
+        .order_by(predictions.c.id)
+    )
+    if until is not None:
+        query = query.where(predictions.c.created_at < until)
+    try:
+        with engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
+    frame["label"] = frame["label"].astype("float64")
+    frame["is_fraud"] = frame["is_fraud"].astype(bool)
+    return frame
+
+
+def labelled_transactions(engine: Engine, since: datetime) -> pd.DataFrame:
+    """Labelled production rows since `since`, one per transaction, in the training schema."""
+    window = read_window(engine, since)
+    labelled = window[window["label"].notna()]
+    # A transaction scored twice (a retried request, shadow scoring) is one training row.
+    latest = labelled.drop_duplicates("transaction_id", keep="last")
+    rows = latest.loc[:, list(FEATURES)].astype("float64")
+    rows[LABEL] = latest["label"].astype("int64").to_numpy()
+    return rows.reset_index(drop=True)
+
+
+def count_rows(engine: Engine) -> int:
+    """How many predictions are logged (for operators and tests)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(predictions)).scalar_one())
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -1,0 +1,208 @@
+"""The prediction log and /feedback on SQLite and PostgreSQL, in-process."""
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, text
+
+from fraud_detection.config import Settings
+from fraud_detection.prediction_log import (
+    count_rows,
+    ensure_schema,
+    labelled_transactions,
+    open_engine,
+    read_window,
+    utc_now,
+)
+from fraud_detection.schema import COLUMNS
+from fraud_detection.serving import create_app, metrics
+from serving_helpers import train_into, transaction
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("log") / "store"
+    train_into(store, promote=True)
+    return store
+
+
+def build_app(store: Path, tmp_path: Path, database_url: str, **overrides: object) -> Flask:
+    settings = Settings(
+        model_store=str(store),
+        serving_cache=tmp_path / "cache",
+        reload_interval=3600,
+        database_url=database_url,
+        **overrides,
+    )
+    return create_app(settings)
+
+
+@pytest.fixture
+def app(store: Path, tmp_path: Path, database_url: str) -> Iterator[Flask]:
+    app = build_app(store, tmp_path, database_url)
+    yield app
+    app.extensions["fraud"].holder.stop()
+    app.extensions["fraud"].prediction_log.close()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    return open_engine(database_url)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def rows_in(engine: Engine) -> int:
+    try:
+        return count_rows(engine)
+    except Exception:  # the writer has not created the tables yet
+        return 0
+
+
+def test_scored_transactions_are_logged_with_features_version_and_variant(
+    app: Flask, engine: Engine
+) -> None:
+    client = app.test_client()
+    single = client.post("/predict", json=transaction(transaction_id="tx-1", Amount=12.5))
+    batch = client.post(
+        "/predict", json={"instances": [transaction(transaction_id=f"b-{i}") for i in range(3)]}
+    )
+    v2 = client.post(
+        "/v2/models/fraud-detector/infer",
+        json={
+            "id": "req-9",
+            "inputs": [{"name": "input", "shape": [1, 30], "datatype": "FP32", "data": [1.0] * 30}],
+        },
+    )
+    assert {single.status_code, batch.status_code, v2.status_code} == {200}
+    wait_for(lambda: rows_in(engine) == 5)
+
+    window = read_window(engine, utc_now() - timedelta(minutes=5))
+    assert list(window.transaction_id) == ["tx-1", "b-0", "b-1", "b-2", "req-9:0"]
+    first = window.iloc[0]
+    assert first.Amount == 12.5 and first.V3 == pytest.approx(0.3)
+    assert first.model_version == "1" and first.variant == "champion"
+    assert first.probability == pytest.approx(single.get_json()["fraud_probability"], abs=1e-6)
+    assert bool(first.is_fraud) == single.get_json()["is_fraud"]
+    assert list(window.endpoint.unique()) == ["predict", "v2_infer"]
+    assert window.label.isna().all()
+
+
+def test_feedback_labels_join_their_predictions(app: Flask, engine: Engine) -> None:
+    client = app.test_client()
+    client.post(
+        "/predict", json={"instances": [transaction(transaction_id=f"t{i}") for i in range(4)]}
+    )
+    wait_for(lambda: rows_in(engine) == 4)
+
+    one = client.post("/feedback", json={"transaction_id": "t0", "label": 1})
+    many = client.post(
+        "/feedback",
+        json={
+            "labels": [{"transaction_id": "t1", "label": 0}, {"transaction_id": "t2", "label": 1}]
+        },
+    )
+    correction = client.post("/feedback", json={"transaction_id": "t2", "label": 0})
+    assert one.get_json() == {"stored": 1} and many.get_json() == {"stored": 2}
+    assert correction.status_code == 200
+
+    window = read_window(engine, utc_now() - timedelta(minutes=5)).set_index("transaction_id")
+    assert window.label.to_dict() == pytest.approx(
+        {"t0": 1.0, "t1": 0.0, "t2": 0.0, "t3": float("nan")}, nan_ok=True
+    )
+    training_rows = labelled_transactions(engine, utc_now() - timedelta(minutes=5))
+    assert list(training_rows.columns) == list(COLUMNS)
+    assert sorted(training_rows.Class) == [0, 0, 1]
+
+
+def test_feedback_may_arrive_before_its_prediction_is_written(app: Flask, engine: Engine) -> None:
+    client = app.test_client()
+    assert client.post("/feedback", json={"transaction_id": "early", "label": 1}).status_code == 200
+    client.post("/predict", json=transaction(transaction_id="early"))
+    wait_for(lambda: rows_in(engine) == 1)
+    assert read_window(engine, utc_now() - timedelta(minutes=5)).label.tolist() == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"transaction_id": "x", "label": 2}, "label"),
+        ({"transaction_id": "x", "label": "fraud"}, "label"),
+        ({"transaction_id": "x", "label": True}, "label"),
+        ({"label": 1}, "transaction_id"),
+        (
+            {"labels": [{"transaction_id": "a", "label": 1}, {"transaction_id": "", "label": 0}]},
+            "transaction_id",
+        ),
+        ({"labels": []}, "labels"),
+    ],
+)
+def test_bad_feedback_gets_400_naming_the_field(
+    app: Flask, body: dict[str, object], field: str, engine: Engine
+) -> None:
+    response = app.test_client().post("/feedback", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+    # Nothing of a rejected request is stored, not even its valid items.
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM feedback")).scalar_one() == 0
+
+
+def test_a_full_buffer_drops_rows_and_counts_them(
+    store: Path, tmp_path: Path, database_url: str
+) -> None:
+    app = build_app(store, tmp_path, database_url, log_capacity=3)
+    writer = app.extensions["fraud"].prediction_log
+    writer.close()  # no writer thread: every row stays in the buffer
+    client = app.test_client()
+    before = metrics.LOG_DROPPED._value.get()
+    statuses = [
+        client.post("/predict", json={"instances": [transaction()] * 2}).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 200]
+    # The first batch fits (2 of 3 rows); the next two would overflow and are counted.
+    assert metrics.LOG_DROPPED._value.get() - before == 4
+    app.extensions["fraud"].holder.stop()
+
+
+def test_a_down_database_never_fails_scoring_and_feedback_says_503(
+    store: Path, tmp_path: Path
+) -> None:
+    # Nothing listens on port 1: every connection is refused at once.
+    app = build_app(store, tmp_path, "postgresql://nobody@127.0.0.1:1/none")
+    client = app.test_client()
+    before = metrics.LOG_DROPPED._value.get()
+    assert client.post("/predict", json=transaction()).status_code == 200
+    response = client.post("/feedback", json={"transaction_id": "x", "label": 1})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "prediction_log_unavailable"
+    app.extensions["fraud"].prediction_log.close(timeout=10)
+    assert metrics.LOG_DROPPED._value.get() - before == 1
+    app.extensions["fraud"].holder.stop()
+
+
+def test_an_older_table_gets_the_columns_added_since(database_url: str) -> None:
+    engine = open_engine(database_url)
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE predictions DROP COLUMN latency_ms"))
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT latency_ms FROM predictions"))
+    assert count_rows(engine) == 0
+
+
+def test_plain_postgres_urls_use_the_installed_driver() -> None:
+    engine = open_engine("postgres://u@localhost/db")
+    assert engine.dialect.driver == "psycopg"
