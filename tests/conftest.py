@@ -14,6 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "creditcard.csv.gz"
 
 
+@pytest.fixture(autouse=True)
+def private_prediction_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test logs to its own SQLite file, never to the checkout's ./.fraud database."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'prediction-log.db'}")
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The real dataset: the shared copy beside the project, read in place, or elsewhere

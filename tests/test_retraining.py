@@ -8,8 +8,16 @@ from click.testing import CliRunner, Result
 
 from fraud_detection.cli import cli
 from fraud_detection.data import make_synthetic
+from fraud_detection.prediction_log import (
+    ensure_schema,
+    insert_predictions,
+    open_engine,
+    store_labels,
+    utc_now,
+)
 from fraud_detection.registry import Registry
 from fraud_detection.retraining import PromotionRule, decide
+from fraud_detection.schema import FEATURES
 from fraud_detection.store import open_store
 
 CHAMPION = {"f1": 0.80, "precision": 0.90}
@@ -111,3 +119,57 @@ def test_crash_in_the_middle_leaves_the_champion_untouched(
     reg = registry(store)
     assert reg.aliases() == {"champion": "1"}
     assert [m["version"] for m in reg.list_versions()] == ["1"]
+
+
+def test_labelled_production_rows_join_the_training_data(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    engine = open_engine(url)
+    ensure_schema(engine)
+    fresh = make_synthetic(rows=400, seed=99)
+    fresh["Time"] += 200_000  # arrived after the dataset ends
+    replayed = pd.read_csv(data).tail(100)  # rows the dataset already holds
+    logged = pd.concat([fresh, replayed], ignore_index=True)
+    insert_predictions(
+        engine,
+        [
+            {
+                **{f: float(row[f]) for f in FEATURES},
+                "transaction_id": f"p{i}",
+                "created_at": utc_now(),
+                "endpoint": "predict",
+                "variant": "champion",
+                "model_version": "1",
+                "probability": 0.1,
+                "is_fraud": False,
+                "threshold": 0.5,
+            }
+            for i, row in logged.iterrows()
+        ],
+    )
+    # Labels for all but 50 of the fresh rows: unlabelled rows cannot train.
+    store_labels(engine, {f"p{i}": int(logged.Class[i]) for i in range(len(logged)) if i >= 50})
+
+    store = tmp_path / "store"
+    result = retrain(data, store, "--report", str(tmp_path / "r.md"))
+    assert result.exit_code == 0, result.output
+    assert "Added 350 labelled production rows" in result.stderr
+    manifest = registry(store).manifest("1")
+    assert manifest["data"]["rows"] == 30_000 + 350
+    assert manifest["retraining"]["production_rows"] == 350
+    assert "plus 350 labelled production rows" in (tmp_path / "r.md").read_text()
+
+    ignored = retrain(data, tmp_path / "other", "--lookback-days", "0")
+    assert registry(tmp_path / "other").manifest("1")["data"]["rows"] == 30_000
+    assert "production rows" not in ignored.stderr
+
+
+def test_an_unreachable_prediction_log_only_warns(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = retrain(data, tmp_path / "store")
+    assert result.exit_code == 0, result.output
+    assert "warning: no production rows" in result.stderr

@@ -102,6 +102,7 @@ def _bad(field: str, value: object) -> bytes:
         (_bad("V4", "-Infinity"), "V4"),
         (_bad("V5", '"1.5"'), "V5"),
         (_bad("Amount", "true"), "Amount"),
+        (_bad("Amount", "-0.01"), "Amount"),
         (_bad("V6", "null"), "V6"),
         (_bad("V7", "[1]"), "V7"),
         (json.dumps({k: v for k, v in transaction().items() if k != "V9"}).encode(), "V9"),
@@ -191,6 +192,7 @@ def test_v2_infer_answers_an_open_inference_protocol_request(client: FlaskClient
         ({"shape": [1, 30], "datatype": "INT64", "data": [0] * 30}, "datatype", 400),
         ({"shape": [1, 30], "datatype": "FP32", "data": [0.0] * 29}, "data", 400),
         ({"shape": [1, 30], "datatype": "FP32", "data": ["a"] * 30}, "data", 400),
+        ({"shape": [1, 30], "datatype": "FP32", "data": [0.0] * 29 + [-5.0]}, "Amount", 400),
         ({"shape": [1, 30], "datatype": "FP32", "data": [True] * 30}, "data", 400),
         ({"shape": [1, 30], "datatype": "FP32", "data": [None] * 30}, "data", 400),
         ({"shape": [2000, 30], "datatype": "FP32", "data": [0.0] * 60000}, "shape", 413),
@@ -256,7 +258,8 @@ def test_models_endpoint_shows_champion_and_challenger(client: FlaskClient) -> N
 def test_openapi_document_describes_the_endpoints(client: FlaskClient) -> None:
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    assert {"/predict", "/v2/models/{name}/infer", "/models"} <= doc["paths"].keys()
+    assert {"/predict", "/feedback", "/v2/models/{name}/infer", "/models"} <= doc["paths"].keys()
+    assert doc["components"]["schemas"]["Label"]["required"] == ["transaction_id", "label"]
     transaction_schema = doc["components"]["schemas"]["Transaction"]
     assert set(FEATURES) <= set(transaction_schema["required"])
     assert transaction_schema["additionalProperties"] is True

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,24 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
-from .config import get_settings
+from .config import Settings, get_settings
 from .data import load_dataset, make_synthetic, validate
 from .errors import FraudError
 from .fetch import fetch_dataset
 from .models_cli import models
+from .prediction_log import (
+    PredictionLogError,
+    labelled_transactions,
+    normalise_url,
+    open_engine,
+    utc_now,
+)
 from .registry import Registry
-from .retraining import PromotionRule, retrain
+from .retraining import PromotionRule, retrain, with_production_rows
 from .schedule import Job, next_weekly, run_command, run_schedule
+from .schema import COLUMNS
 from .store import open_store
 from .training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
 
@@ -242,6 +252,12 @@ def train_command(
     show_default=True,
     help="Largest precision loss a promotion may bring.",
 )
+@click.option(
+    "--lookback-days",
+    default=30.0,
+    show_default=True,
+    help="Add labelled production rows logged in this many days (DATABASE_URL); 0 for none.",
+)
 @click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
 @click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
 @click.option(
@@ -258,6 +274,7 @@ def retrain_command(
     holdout_fraction: float,
     min_improvement: float,
     max_precision_drop: float,
+    lookback_days: float,
     force_promotion: bool,
     dry_run: bool,
     report_path: Path | None,
@@ -268,6 +285,10 @@ def retrain_command(
     with reported_errors():
         registry = Registry(open_store(settings.model_store), settings.model_name)
         df, source = _load_training_data(data_uri, False, 0, min_samples)
+        df, added = with_production_rows(df, _production_rows(settings, lookback_days))
+        if added:
+            err.print(f"Added {added:,} labelled production rows from the prediction log")
+            validate(df, min_samples=min_samples)
         with tree_progress("Growing challenger trees") as on_trees:
             result = retrain(
                 df,
@@ -277,12 +298,28 @@ def retrain_command(
                 holdout_fraction=holdout_fraction,
                 dry_run=dry_run,
                 on_trees=on_trees,
+                production_rows=added,
             )
     if report_path:
         report_path.write_text(result.report)
     out.print(result.report, markup=False, highlight=False)
     where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
     out.print(f"Decision: {result.decision.action}; {where}.")
+
+
+def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
+    """Labelled rows of the prediction log; none (with a warning) when it cannot be read."""
+    empty = pd.DataFrame(columns=list(COLUMNS))
+    url = make_url(normalise_url(settings.database_url))
+    missing_file = url.get_backend_name() == "sqlite" and not Path(url.database or "").exists()
+    if lookback_days <= 0 or missing_file:
+        return empty
+    since = utc_now() - timedelta(days=lookback_days)
+    try:
+        return labelled_transactions(open_engine(settings.database_url), since)
+    except PredictionLogError as exc:
+        err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
+        return empty
 
 
 @cli.command("schedule")

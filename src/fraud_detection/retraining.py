@@ -11,7 +11,7 @@ from .evaluation import classification_metrics
 from .inference import onnx_fraud_probability, onnx_session
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
-from .schema import FEATURES
+from .schema import COLUMNS, FEATURES
 from .training import TrainedModel, TrainingOptions, TreeCallback, features_and_label, train
 
 Action = Literal["promote", "stage"]
@@ -62,6 +62,22 @@ def decide(
     )
 
 
+def with_production_rows(df: pd.DataFrame, production: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The dataset plus labelled production rows it does not already hold; how many were new.
+
+    A replay of the dataset through the service (`fraud simulate`) logs rows the dataset
+    already has: counting them twice would tilt the holdout toward them.
+    """
+    if production.empty:
+        return df, 0
+    known = df.loc[:, list(COLUMNS)].drop_duplicates()
+    merged = production.merge(known, on=list(COLUMNS), how="left", indicator=True)
+    new = production[(merged["_merge"] == "left_only").to_numpy()]
+    combined = pd.concat([df, new], ignore_index=True)
+    combined.attrs = dict(df.attrs)
+    return combined, len(new)
+
+
 def score_champion(registry: Registry, holdout: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray]:
     """Holdout metrics of the champion at its own threshold, and its scores (verified ONNX)."""
     manifest = registry.manifest(CHAMPION)
@@ -93,6 +109,7 @@ def retrain(
     holdout_fraction: float = 0.1,
     dry_run: bool = False,
     on_trees: TreeCallback | None = None,
+    production_rows: int = 0,
 ) -> RetrainResult:
     """Train a challenger on all but the most recent rows, score both there, and decide.
 
@@ -120,8 +137,11 @@ def retrain(
         "champion": champion,
         "challenger": challenger,
         "holdout_rows": len(holdout),
+        "production_rows": production_rows,
     }
-    report = retrain_report(decision, rule, champion, challenger, len(holdout), source)
+    report = retrain_report(
+        decision, rule, champion, challenger, len(holdout), source, production_rows
+    )
     version = None
     if not dry_run:
         files = dict(trained.files)
@@ -146,6 +166,7 @@ def retrain_report(
     challenger: dict[str, Any],
     holdout_rows: int,
     source: str,
+    production_rows: int = 0,
 ) -> str:
     """Markdown: both models side by side on the same holdout, the decision and the rule."""
     keys = ["pr_auc", "roc_auc", "precision", "recall", "f1", "fpr", "fnr", "expected_cost"]
@@ -163,7 +184,13 @@ def retrain_report(
         [
             "# Retraining report",
             "",
-            f"Data `{source}`; both models scored on the same most recent {holdout_rows:,} rows.",
+            f"Data `{source}`"
+            + (
+                f" plus {production_rows:,} labelled production rows from the prediction log"
+                if production_rows
+                else ""
+            )
+            + f"; both models scored on the same most recent {holdout_rows:,} rows.",
             "",
             *rows,
             "",

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from ..schema import FEATURES, N_FEATURES
 
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A refund is not a card payment: negative amounts are outside what the model was trained on.
+Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+AMOUNT = FEATURES.index("Amount")
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 V2_DATATYPES = {"FP32": np.float32, "FP64": np.float64}
 STATUS_REASONS = {415: "unsupported_media_type", 413: "too_large", 401: "unauthorized"}
@@ -46,7 +49,7 @@ class _Base(BaseModel):
 Transaction: type[_Base] = create_model(  # type: ignore[call-overload]
     "Transaction",
     __base__=_Base,
-    **{name: (Feature, ...) for name in FEATURES},
+    **{name: (Amount if name == "Amount" else Feature, ...) for name in FEATURES},
 )
 
 
@@ -161,6 +164,9 @@ def decode_v2(document: Any, max_batch: int) -> tuple[NDArray[np.float32], str |
         raise CodecError(
             f"data row {row}, feature {FEATURES[col]} is not finite", field=FEATURES[col]
         )
+    if (x[:, AMOUNT] < 0).any():
+        row = int(np.argmax(x[:, AMOUNT] < 0))
+        raise CodecError(f"data row {row}, Amount must be >= 0", field="Amount")
     request_id = document.get("id")
     return x.astype(np.float32), request_id if isinstance(request_id, str) else None
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from ..config import Settings
-from .codecs import Transaction
+from .codecs import Label, Transaction
 
 ERROR = {
     "type": "object",
@@ -41,26 +41,21 @@ def _json_of(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": ref}}}
 
 
+def _list_of(key: str, ref: str, max_items: int) -> dict[str, Any]:
+    """A body of the form {key: [1..max_items items]}."""
+    items = {"type": "array", "minItems": 1, "maxItems": max_items, "items": {"$ref": ref}}
+    return {"type": "object", "properties": {key: items}, "required": [key]}
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    """OpenAPI 3.0 description of /predict, /models, health and the V2 endpoints."""
+    """OpenAPI 3.0 description of /predict, /feedback, /models, health and the V2 endpoints."""
     transaction = Transaction.model_json_schema()
     transaction["description"] = (
         "One card transaction: the 30 feature fields. Other fields (merchant data and the "
         "like) are accepted and ignored."
     )
     transaction["additionalProperties"] = True
-    batch = {
-        "type": "object",
-        "properties": {
-            "instances": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": settings.max_batch,
-                "items": {"$ref": "#/components/schemas/Transaction"},
-            }
-        },
-        "required": ["instances"],
-    }
+    batch = _list_of("instances", "#/components/schemas/Transaction", settings.max_batch)
     v2_tensor = {
         "type": "object",
         "properties": {
@@ -107,6 +102,38 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "200": {
                             "description": "scored",
                             "content": _json_of("#/components/schemas/Prediction"),
+                        },
+                        **_errors(400, 401, 413, 415, 503),
+                    },
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "summary": "Analyst labels, joined to logged predictions by transaction_id",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Label"},
+                                        {"$ref": "#/components/schemas/Labels"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "stored; a later label for the same id replaces it",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {"stored": {"type": "integer"}},
+                                    }
+                                }
+                            },
                         },
                         **_errors(400, 401, 413, 415, 503),
                     },
@@ -159,6 +186,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Batch": batch,
                 "Prediction": PREDICTION,
                 "V2Request": v2_tensor,
+                "Label": Label.model_json_schema(),
+                "Labels": _list_of("labels", "#/components/schemas/Label", settings.max_batch),
                 "Error": ERROR,
             }
         },
