@@ -269,6 +269,13 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+def _scored(version: str, variant: str) -> float:
+    return sum(
+        _sample("fraud_predictions_total", model_version=version, variant=variant, decision=d)
+        for d in ("fraud", "legit")
+    )
+
+
 def test_metrics_count_predictions_and_errors(client: FlaskClient) -> None:
     before = sum(
         _sample("fraud_predictions_total", model_version="1", variant="champion", decision=d)
@@ -417,3 +424,30 @@ def test_serving_follows_a_rollback_on_its_next_reload(client: FlaskClient, stor
     client.post("/admin/reload")
     assert client.post("/predict", json=transaction()).get_json()["model_version"] == "1"
     assert [e["action"] for e in reg.events()][-2:] == ["promoted", "rolled_back"]
+
+
+def test_challenger_traffic_is_a_sticky_share_by_transaction_id(
+    store: Path, tmp_path: Path
+) -> None:
+    app = make_app(store, tmp_path, challenger_traffic=0.2)
+    client = app.test_client()
+    instances = [transaction(transaction_id=f"ab-{i}") for i in range(1000)]
+    first = client.post("/predict", json={"instances": instances}).get_json()["predictions"]
+    again = client.post("/predict", json={"instances": instances[:300]}).get_json()["predictions"]
+    versions = [p["model_version"] for p in first]
+    assert 0.15 < versions.count("2") / len(versions) < 0.25
+    assert [p["model_version"] for p in again] == versions[:300]
+    assert [p["transaction_id"] for p in first] == [f"ab-{i}" for i in range(1000)]
+    assert _scored("2", "challenger") == versions.count("2") + versions[:300].count("2")
+    app.extensions["fraud"].holder.stop()
+
+
+def test_shadow_scores_with_both_and_answers_with_the_champion(
+    store: Path, tmp_path: Path
+) -> None:
+    app = make_app(store, tmp_path, shadow=True)
+    before = _scored("2", "shadow")
+    body = app.test_client().post("/predict", json={"instances": [transaction()] * 5}).get_json()
+    assert {p["model_version"] for p in body["predictions"]} == {"1"}
+    assert _scored("2", "shadow") - before == 5
+    app.extensions["fraud"].holder.stop()

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=1000, validation_alias=AliasChoices("FRAUD_MAX_BATCH", "max_batch")
     )
+    challenger_traffic: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
+    )
+    shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
     database_url: str = Field(
         default=f"sqlite:///{HOME / 'predictions.db'}",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),

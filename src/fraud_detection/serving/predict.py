@@ -10,7 +10,8 @@ from . import metrics
 from .codecs import CodecError, decode_feedback, decode_predict
 from .log_writer import new_batch
 from .model import LoadedModel
-from .scoring import observe_latency, score
+from .routing import route
+from .scoring import observe_latency
 from .state import champion, json_body, json_response, now, state, transaction_ids
 
 bp = Blueprint("predict", __name__)
@@ -22,22 +23,37 @@ def predict() -> Any:
     started = now()
     service = state()
     request = decode_predict(json_body(), service.settings.max_batch)
-    result = score(champion(service), request.x)
-    model = result.model
+    served = champion(service)
     ids = transaction_ids(request.ids)
-    answers = [
-        {
-            "transaction_id": tid,
-            "fraud_probability": round(float(p), 6),
-            "is_fraud": bool(flag),
-            "threshold": model.threshold,
-            "model_version": model.version,
-        }
-        for tid, p, flag in zip(ids, result.probabilities, result.is_fraud, strict=True)
-    ]
-    body = {"predictions": answers, "model_version": model.version} if request.batch else answers[0]
-    service.prediction_log.log(new_batch(result, request.x, ids, "predict", started))
-    observe_latency("predict", model.version, started)
+    parts = route(
+        request.x,
+        ids,
+        served,
+        service.holder.challenger,
+        challenger_traffic=service.settings.challenger_traffic,
+        shadow=service.settings.shadow,
+    )
+    answers: list[dict[str, Any]] = [{} for _ in ids]
+    for part in parts:
+        model = part.scored.model
+        if part.answered:
+            for row, p, flag in zip(
+                part.rows.tolist(), part.scored.probabilities, part.scored.is_fraud, strict=True
+            ):
+                answers[row] = {
+                    "transaction_id": ids[row],
+                    "fraud_probability": round(float(p), 6),
+                    "is_fraud": bool(flag),
+                    "threshold": model.threshold,
+                    "model_version": model.version,
+                }
+        rows_ids = [ids[row] for row in part.rows.tolist()]
+        batch = new_batch(part.scored, request.x[part.rows], rows_ids, "predict", started)
+        service.prediction_log.log(batch)
+    body = (
+        {"predictions": answers, "model_version": served.version} if request.batch else answers[0]
+    )
+    observe_latency("predict", served.version, started)
     return json_response(body)
 
 
