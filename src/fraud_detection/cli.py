@@ -14,16 +14,16 @@ from typing import Any
 
 import click
 import pandas as pd
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from .config import Settings, get_settings
+from .console import err, out, reported_errors
 from .data import load_dataset, make_synthetic, validate
-from .errors import FraudError
 from .fetch import fetch_dataset
 from .models_cli import models
+from .monitor_cli import monitor
 from .prediction_log import (
     PredictionLogError,
     labelled_transactions,
@@ -33,23 +33,10 @@ from .prediction_log import (
 )
 from .registry import Registry
 from .retraining import PromotionRule, retrain, with_production_rows
-from .schedule import Job, next_weekly, run_command, run_schedule
+from .schedule import Job, next_daily, next_weekly, run_command, run_schedule
 from .schema import COLUMNS
 from .store import open_store
 from .training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
-
-err = Console(stderr=True)
-out = Console()
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn product errors into one line on stderr and the documented exit code."""
-    try:
-        yield
-    except FraudError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,6 +46,7 @@ def cli() -> None:
 
 
 cli.add_command(models)
+cli.add_command(monitor)
 
 
 @cli.group()
@@ -329,20 +317,15 @@ def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
     "--reports", type=click.Path(path_type=Path), default=Path(".fraud/reports"), show_default=True
 )
 def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path) -> None:
-    """Retrain every Sunday 02:00 UTC, as the GitHub workflow does, on a plain server."""
+    """Retrain every Sunday 02:00 UTC and monitor daily at 06:00 UTC, on a plain server."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     reports.mkdir(parents=True, exist_ok=True)
-    retrain = [
-        sys.executable,
-        "-m",
-        "fraud_detection",
-        "retrain",
-        "--report",
-        str(reports / "retrain.md"),
-    ]
-    retrain += ["--store", store_uri] if store_uri else []
+    store = ["--store", store_uri] if store_uri else []
+    fraud = [sys.executable, "-m", "fraud_detection"]
+    retrain = [*fraud, "retrain", "--report", str(reports / "retrain.md"), *store]
     retrain += ["--data", data_uri] if data_uri else []
-    jobs = [Job("weekly retrain", retrain, next_weekly)]
+    monitor = [*fraud, "monitor", "--report", str(reports / "monitor.md"), *store]
+    jobs = [Job("weekly retrain", retrain, next_weekly), Job("daily monitor", monitor, next_daily)]
     run_schedule(jobs, sleep=time.sleep, run=run_command)
 
 

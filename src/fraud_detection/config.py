@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     log_capacity: int = Field(
         default=10_000, validation_alias=AliasChoices("FRAUD_LOG_CAPACITY", "log_capacity")
     )
+    pushgateway_url: str = Field(
+        default="", validation_alias=AliasChoices("PUSHGATEWAY_URL", "pushgateway_url")
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         validation_alias=AliasChoices("FRAUD_MAX_BODY_BYTES", "max_body_bytes"),

@@ -101,11 +101,11 @@ def classification_metrics(
         "pr_auc": float(average_precision_score(y, s)) if both_classes else float("nan"),
         f"{slice_name}_fraud_rate": float(y.mean()) if len(y) else float("nan"),
         "roc_auc": float(roc_auc_score(y, s)) if both_classes else float("nan"),
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "fpr": _ratio(fp, fp + tn),
-        "fnr": _ratio(fn, fn + tp),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "fpr": ratio(fp, fp + tn),
+        "fnr": ratio(fn, fn + tp),
         "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "rows": len(y),
         "frauds": int(y.sum()),
@@ -123,5 +123,6 @@ def pr_curve(y_true: NDArray[Any], scores: NDArray[Any]) -> tuple[NDArray[Any], 
     return precision, recall
 
 
-def _ratio(num: int, den: int) -> float:
+def ratio(num: int, den: int) -> float:
+    """num / den, or 0.0 when den is 0 (a metric over nothing)."""
     return float(num / den) if den else 0.0

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 N_BINS = 10
 
 
-def _bin_profile(values: NDArray[Any], edges: NDArray[np.float64]) -> list[float]:
+def bin_shares(values: NDArray[Any], edges: NDArray[np.float64]) -> list[float]:
     """Share of `values` in each bin; the outer bins are open-ended."""
     idx = np.searchsorted(edges, values, side="right")
     counts = np.bincount(idx, minlength=len(edges) + 1)
@@ -20,13 +20,13 @@ def feature_bins(values: NDArray[Any], n_bins: int = N_BINS) -> dict[str, list[f
     """Quantile edges of one feature and the share of rows in each bin."""
     quantiles = np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1])
     edges = np.unique(quantiles.astype(np.float64))
-    return {"edges": [float(e) for e in edges], "proportions": _bin_profile(values, edges)}
+    return {"edges": [float(e) for e in edges], "proportions": bin_shares(values, edges)}
 
 
 def score_bins(scores: NDArray[Any]) -> dict[str, list[float]]:
     """Fixed-edge histogram of fraud probabilities (most mass sits near zero)."""
     edges = np.array([0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9])
-    return {"edges": [float(e) for e in edges], "proportions": _bin_profile(scores, edges)}
+    return {"edges": [float(e) for e in edges], "proportions": bin_shares(scores, edges)}
 
 
 def build_reference(

@@ -16,6 +16,12 @@ def next_weekly(after: datetime, weekday: int = 6, hour: int = 2) -> datetime:
     return candidate if candidate > after else candidate + timedelta(days=7)
 
 
+def next_daily(after: datetime, hour: int = 6) -> datetime:
+    """The first `hour`:00 UTC strictly after `after`."""
+    candidate = after.astimezone(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return candidate if candidate > after else candidate + timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Job:
     """A command and the rule for when it next runs."""

@@ -1,0 +1,108 @@
+"""`fraud monitor`: live quality and drift of the champion from the prediction log."""
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+from .config import get_settings
+from .console import err, out, reported_errors
+from .errors import FraudError
+from .monitoring import DriftRule, evaluate, format_report, push_gauges
+from .prediction_log import open_engine, read_window, utc_now
+from .registry import CHAMPION, Registry
+from .store import open_store
+
+
+class PushError(FraudError):
+    """The Pushgateway refused or did not answer; the report was still printed."""
+
+
+def newest_version_time(registry: Registry) -> float | None:
+    """When the newest version was registered (Unix seconds): the 'model stale' alert's input."""
+    times = [datetime.fromisoformat(m["created_at"]) for m in registry.list_versions()]
+    return max(times).timestamp() if times else None
+
+
+@click.command("monitor")
+@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
+@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
+@click.option("--database-url", help="Prediction log (default: DATABASE_URL).")
+@click.option("--lookback-days", default=7.0, show_default=True, help="Window of predictions.")
+@click.option("--baseline-f1", type=float, help="Expected F1 (default: the champion's test F1).")
+@click.option(
+    "--alert-threshold", default=0.1, show_default=True, help="F1 drop below baseline that flags."
+)
+@click.option("--min-fraud-rate", type=float, help="Lower edge of the predicted fraud-rate band.")
+@click.option("--max-fraud-rate", type=float, help="Upper edge of the predicted fraud-rate band.")
+@click.option("--max-fpr", default=DriftRule.max_fpr, show_default=True, type=float)
+@click.option("--max-fnr", default=DriftRule.max_fnr, show_default=True, type=float)
+@click.option("--psi-threshold", default=DriftRule.psi_threshold, show_default=True, type=float)
+@click.option(
+    "--pushgateway",
+    help="Push the gauges here, e.g. http://127.0.0.1:9091 (default: PUSHGATEWAY_URL).",
+)
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Also write here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def monitor(
+    store_uri: str | None,
+    model_name: str | None,
+    database_url: str | None,
+    lookback_days: float,
+    baseline_f1: float | None,
+    alert_threshold: float,
+    min_fraud_rate: float | None,
+    max_fraud_rate: float | None,
+    max_fpr: float,
+    max_fnr: float,
+    psi_threshold: float,
+    pushgateway: str | None,
+    report_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Precision, recall, F1, FPR, FNR and PSI drift over the window; exits 1 only on failure."""
+    settings = get_settings(
+        model_store=store_uri,
+        model_name=model_name,
+        database_url=database_url,
+        pushgateway_url=pushgateway,
+    )
+    rule = DriftRule(
+        baseline_f1=baseline_f1,
+        alert_threshold=alert_threshold,
+        fraud_rate_low=min_fraud_rate,
+        fraud_rate_high=max_fraud_rate,
+        max_fpr=max_fpr,
+        max_fnr=max_fnr,
+        psi_threshold=psi_threshold,
+    )
+    with reported_errors():
+        registry = Registry(open_store(settings.model_store), settings.model_name)
+        manifest = registry.manifest(CHAMPION)
+        reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
+        end = utc_now()
+        start = end - timedelta(days=lookback_days)
+        window = read_window(open_engine(settings.database_url), start)
+        # Shadow scores were never acted on; the served decisions are what analysts judge.
+        served = window[window["variant"] != "shadow"]
+        result = evaluate(served, reference, manifest, rule, period=(start, end))
+        report = format_report(result)
+        if report_path:
+            report_path.write_text(report)
+        if as_json:
+            click.echo(json.dumps(result.to_json(), indent=2))
+        else:
+            out.print(report, markup=False, highlight=False)
+        if settings.pushgateway_url:
+            try:
+                push_gauges(
+                    result,
+                    settings.pushgateway_url,
+                    settings.model_name,
+                    last_trained=newest_version_time(registry),
+                )
+            except OSError as exc:
+                raise PushError(f"could not push to {settings.pushgateway_url}: {exc}") from exc
+            err.print(f"Pushed the gauges to {settings.pushgateway_url}")
+

@@ -1,0 +1,103 @@
+"""`fraud monitor` on a prediction log filled through the service: report, JSON, exit codes."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fraud_detection.cli import cli
+from fraud_detection.config import Settings
+from fraud_detection.data import make_synthetic, time_split
+from fraud_detection.prediction_log import count_rows, open_engine
+from fraud_detection.schema import FEATURES
+from fraud_detection.serving import create_app
+from serving_helpers import train_into
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A champion trained on synthetic data, and 2,000 later rows scored and labelled."""
+    tmp = tmp_path_factory.mktemp("monitor")
+    store = tmp / "store"
+    train_into(store, promote=True)
+    url = f"sqlite:///{tmp / 'log.db'}"
+    app = create_app(
+        Settings(
+            model_store=str(store),
+            serving_cache=tmp / "cache",
+            database_url=url,
+            reload_interval=3600,
+        )
+    )
+    client = app.test_client()
+    _, new = time_split(make_synthetic(rows=10_000, seed=5), 0.8)
+    instances = [
+        {**{f: float(r[f]) for f in FEATURES}, "transaction_id": f"m{i}"}
+        for i, r in new.reset_index(drop=True).iterrows()
+    ]
+    for start in range(0, len(instances), 500):
+        assert (
+            client.post("/predict", json={"instances": instances[start : start + 500]}).status_code
+            == 200
+        )
+    labels = [{"transaction_id": f"m{i}", "label": int(c)} for i, c in enumerate(new.Class)]
+    assert client.post("/feedback", json={"labels": labels[:1000]}).status_code == 200
+    assert client.post("/feedback", json={"labels": labels[1000:]}).status_code == 200
+    app.extensions["fraud"].prediction_log.close()
+    assert count_rows(open_engine(url)) == len(instances)
+    app.extensions["fraud"].holder.stop()
+    return store, url
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["monitor", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_monitor_reports_live_metrics_and_psi(logged: tuple[Path, str], tmp_path: Path) -> None:
+    store, url = logged
+    code, stdout, _ = run(
+        "--store", str(store), "--database-url", url, "--json", "--report", str(tmp_path / "m.md")
+    )
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["metrics"]["rows"] == 2000 and result["metrics"]["labelled"] == 2000
+    assert set(result["feature_psi"]) == set(FEATURES) - {"Time"}
+    assert "Time" in result["skipped_features"]
+    assert result["drift_detected"] is False, result["reasons"]
+    assert "PSI" in (tmp_path / "m.md").read_text()
+
+
+def test_shifted_traffic_is_flagged_by_psi(logged: tuple[Path, str]) -> None:
+    store, url = logged
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('UPDATE predictions SET "V14" = "V14" + 2')
+    try:
+        code, stdout, _ = run("--store", str(store), "--database-url", url, "--json")
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('UPDATE predictions SET "V14" = "V14" - 2')
+    assert code == 0, "drift is a finding, not a failure"
+    result = json.loads(stdout)
+    assert result["drift_detected"] is True
+    assert [r for r in result["reasons"] if "V14" in r]
+    assert not [r for r in result["reasons"] if "V13" in r or "Amount" in r]
+
+
+def test_an_unreachable_pushgateway_exits_1_after_the_report(logged: tuple[Path, str]) -> None:
+    store, url = logged
+    code, stdout, stderr = run(
+        "--store", str(store), "--database-url", url, "--pushgateway", "http://127.0.0.1:1"
+    )
+    assert code == 1
+    assert "PSI" in stdout and "could not push" in stderr
+
+
+def test_an_unreachable_database_exits_1(logged: tuple[Path, str]) -> None:
+    store, _ = logged
+    code, _, stderr = run(
+        "--store", str(store), "--database-url", "postgresql://nobody@127.0.0.1:1/none"
+    )
+    assert code == 1 and "prediction log unavailable" in stderr
