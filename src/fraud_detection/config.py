@@ -12,7 +12,8 @@ HOME = Path(".fraud")
 class Settings(BaseSettings):
     """Settings for every command and the service; each field maps to one variable."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # An empty variable (a workflow secret that is not set) means "use the default".
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     model_store: str = Field(
         default=str(HOME / "store"),
