@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from prometheus_helpers import free_port
 
 
 def _pg_bin() -> Path:
@@ -30,18 +31,12 @@ def _pg_bin() -> Path:
     return Path(initdb).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PrivatePostgres:
     """initdb in a temp folder and a server on a free loopback port that tests may stop."""
 
     def __init__(self) -> None:
         self.bin = _pg_bin()
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="fraud-pg-"))
         self.data = self.dir / "data"
         # The server refuses to run as root; the Debian package's user owns it then.

@@ -4,7 +4,6 @@ gunicorn, metric sums."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 
 from fraud_detection.cli import cli
 from fraud_detection.schema import FEATURES
+from prometheus_helpers import free_port
 
 
 def train_into(store: str | Path, *, seed_rows: int = 20_000, promote: bool = False) -> None:
@@ -34,13 +34,6 @@ def transaction(**overrides: object) -> dict[str, object]:
     body["Amount"] = 42.5
     body.update(overrides)
     return body
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

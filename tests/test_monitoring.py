@@ -2,9 +2,6 @@
 
 import json
 import math
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,9 +28,8 @@ from fraud_detection.monitoring import (
 from fraud_detection.reference import build_reference, feature_bins
 from fraud_detection.schema import FEATURES
 from fraud_detection.training import MODEL_FEATURES, features_and_label, split_history
-from serving_helpers import free_port
+from prometheus_helpers import running_pushgateway
 
-PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")
 VERSION = "3"
 MANIFEST: dict[str, Any] = {
     "version": 3,
@@ -343,34 +339,10 @@ def test_json_output_round_trips(reference: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pushgateway() -> Iterator[str]:
     """The real Pushgateway on a free loopback port; yields host:port."""
-    if not PUSHGATEWAY.exists() and not shutil.which("prometheus-pushgateway"):
-        if os.environ.get("CI"):
-            pytest.fail("prometheus-pushgateway is missing on CI")
-        pytest.skip("prometheus-pushgateway is not installed")
-    binary = str(PUSHGATEWAY) if PUSHGATEWAY.exists() else "prometheus-pushgateway"
-    address = f"127.0.0.1:{free_port()}"
-    log = tmp_path_factory.mktemp("pushgateway") / "log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, f"--web.listen-address={address}"], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"http://{address}/-/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"pushgateway did not become ready:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield address
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_pushgateway() as url:
+        yield url.removeprefix("http://")
 
 
 def pushed(address: str, model: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

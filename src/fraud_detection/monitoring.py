@@ -432,7 +432,9 @@ def push_gauges(
     )
     gauge("model_labelled_predictions", "Labelled predictions in the window", m["labelled"])
     gauge(
-        "fraud_model_last_trained_timestamp_seconds", "When the champion was trained", last_trained
+        "fraud_model_last_trained_timestamp_seconds",
+        "When the newest model version was registered",
+        last_trained,
     )
     gauge("model_monitor_last_run_timestamp_seconds", "When fraud monitor last ran", time.time())
     defined = {name: v for name, v in result.feature_psi.items() if v is not None}

@@ -1,0 +1,409 @@
+"""The operations files (SPEC section 9): Prometheus config, alert rules and their unit tests,
+runbooks, the Grafana dashboard and provisioning, docker-compose.yml. Checked with the real
+promtool, Prometheus and Pushgateway binaries, not by reading the YAML back."""
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from prometheus_helpers import (
+    PrometheusQueryError,
+    free_port,
+    host_port,
+    localized_config,
+    push_metrics,
+    query,
+    require_binary,
+    running_prometheus,
+    running_pushgateway,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PROMETHEUS_CONFIG = REPO / "prometheus.yml"
+ALERTS = REPO / "alerts.yml"
+ALERT_TESTS = REPO / "tests" / "promtool" / "alerts_test.yml"
+RUNBOOKS = REPO / "docs" / "runbooks"
+DASHBOARD = REPO / "grafana" / "dashboards" / "fraud-detection.json"
+DATASOURCES = REPO / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS = REPO / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+COMPOSE = REPO / "docker-compose.yml"
+
+# The metric names that exist (SPEC section 7 and `fraud monitor`'s pushed gauges): anything
+# else in a query is a typo that would show an empty panel or an alert that never fires.
+HISTOGRAMS = {
+    "fraud_prediction_latency_seconds",
+    "fraud_score",
+    "flask_http_request_duration_seconds",
+}
+SERVICE_METRICS = {
+    "fraud_predictions_total",
+    "fraud_request_errors_total",
+    "fraud_model_info",
+    "fraud_model_reloads_total",
+    "fraud_prediction_log_dropped_total",
+    "fraud_prediction_log_written_total",
+    "fraud_feedback_total",
+    "flask_http_request_total",
+} | {f"{name}_{suffix}" for name in HISTOGRAMS for suffix in ("bucket", "count", "sum")}
+MONITOR_METRICS = {
+    "model_current_f1_score",
+    "model_current_precision",
+    "model_current_recall",
+    "model_false_positive_rate",
+    "model_false_negative_rate",
+    "model_drift_detected",
+    "fraud_feature_psi",
+    "fraud_score_psi",
+    "model_predicted_fraud_rate",
+    "model_labelled_predictions",
+    "fraud_model_last_trained_timestamp_seconds",
+    "model_monitor_last_run_timestamp_seconds",
+}
+PROMETHEUS_METRICS = {"up", "push_time_seconds"}
+KNOWN_METRICS = SERVICE_METRICS | MONITOR_METRICS | PROMETHEUS_METRICS
+
+# SPEC section 9's alerts, plus the two the monitoring loop needs to be trusted.
+REQUIRED_ALERTS = {
+    "FraudServiceDown",
+    "FraudServerErrorRateHigh",
+    "FraudLatencyP99OverBudget",
+    "FraudModelDriftDetected",
+    "FraudModelF1CriticallyLow",
+    "FraudPredictedFraudRateAnomalous",
+    "FraudModelStale",
+    "FraudModelReloadFailing",
+    "FraudPredictionLogDropping",
+    "FraudMonitorNotReporting",
+}
+
+PROMQL_KEYWORDS = {
+    "and", "or", "unless", "by", "without", "on", "ignoring",
+    "group_left", "group_right", "bool", "offset", "inf", "nan",
+}  # fmt: skip
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names an expression selects: not functions, keywords, labels, durations."""
+    # Blank out what is not a series name but looks like one: quoted label values (they may
+    # hold anything), matchers, windows, grouping label lists and offsets.
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\boffset\s+-?\w+", " ", text)
+    names = set()
+    # The lookbehind keeps the exponent of `1e-3` from reading as a name.
+    for match in re.finditer(r"(?<![\w:.])([A-Za-z_:][\w:]*)(\s*\()?", text):
+        name, is_call = match.group(1), match.group(2)
+        if not is_call and name.lower() not in PROMQL_KEYWORDS:
+            names.add(name)
+    return names
+
+
+def load_rules() -> list[dict[str, Any]]:
+    """Every rule of alerts.yml, recording and alerting."""
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for rule in load_rules() if "alert" in rule]
+
+
+def recorded_names() -> set[str]:
+    return {rule["record"] for rule in load_rules() if "record" in rule}
+
+
+def dashboard_panels(panels: list[dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
+    """Every panel of the dashboard that shows data, including those nested in rows."""
+    if panels is None:
+        panels = json.loads(DASHBOARD.read_text())["panels"]
+    for panel in panels:
+        if panel.get("type") == "row":
+            yield from dashboard_panels(panel.get("panels", []))
+        else:
+            yield panel
+
+
+def dashboard_exprs() -> list[str]:
+    return [t["expr"] for p in dashboard_panels() for t in p.get("targets", []) if "expr" in t]
+
+
+def promtool(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    binary = require_binary("promtool")
+    argv = [binary, *map(str, args)]
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+# ------------------------------------------------------------------------ promtool
+
+
+def test_prometheus_config_passes_promtool_check_with_its_rule_files(tmp_path: Path) -> None:
+    # The config names alerts.yml relative to itself, as in the containers: check the pair.
+    shutil.copy(PROMETHEUS_CONFIG, tmp_path / "prometheus.yml")
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    done = promtool("check", "config", tmp_path / "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 rule files found" in done.stdout + done.stderr
+
+
+def test_alert_rules_pass_promtool_check() -> None:
+    done = promtool("check", "rules", ALERTS)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_alert_rule_unit_tests_pass_promtool() -> None:
+    done = promtool("test", "rules", ALERT_TESTS)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_stays_quiet() -> None:
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in yaml.safe_load(ALERT_TESTS.read_text())["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    alerts = {rule["alert"] for rule in alert_rules()}
+    assert alerts - firing == set(), "alerts never seen firing in a unit test"
+    assert alerts - quiet == set(), "alerts never seen staying quiet in a unit test"
+    assert (firing | quiet) - alerts == set(), "unit tests of alerts that do not exist"
+
+
+# ------------------------------------------------------------------------ alerts and runbooks
+
+
+def test_alerts_cover_the_spec() -> None:
+    assert REQUIRED_ALERTS - {rule["alert"] for rule in alert_rules()} == set()
+
+
+def test_every_alert_has_severity_summary_description_and_an_existing_runbook() -> None:
+    for rule in alert_rules():
+        name = rule["alert"]
+        assert rule.get("labels", {}).get("severity") in {"critical", "warning"}, name
+        annotations = rule.get("annotations", {})
+        assert annotations.get("summary", "").strip(), name
+        assert annotations.get("description", "").strip(), name
+        runbook = annotations.get("runbook_url", "")
+        assert runbook.startswith("docs/runbooks/"), (name, runbook)
+        assert (REPO / runbook).is_file(), (name, runbook)
+
+
+def test_every_runbook_is_linked_from_an_alert_and_names_its_alerts() -> None:
+    linked: dict[str, set[str]] = {}
+    for rule in alert_rules():
+        linked.setdefault(rule["annotations"]["runbook_url"], set()).add(rule["alert"])
+    runbooks = {f"docs/runbooks/{p.name}" for p in RUNBOOKS.glob("*.md") if p.name != "README.md"}
+    assert runbooks == set(linked)
+    index = (RUNBOOKS / "README.md").read_text()
+    for runbook, alerts in linked.items():
+        text = (REPO / runbook).read_text()
+        for alert in alerts:
+            assert alert in text, f"{runbook} does not mention {alert}"
+            assert alert in index, f"docs/runbooks/README.md does not list {alert}"
+
+
+def test_model_drift_runbook_explains_the_rollback() -> None:
+    assert "fraud models rollback" in (RUNBOOKS / "model-drift.md").read_text()
+
+
+# ------------------------------------------------------------------------ metric names
+
+
+def test_metric_name_extraction_skips_functions_keywords_labels_and_durations() -> None:
+    expr = (
+        'histogram_quantile(0.99, sum by (le, endpoint) (rate(fraud_score_bucket{le!="1e-3"}'
+        "[$__rate_interval]))) > 1e-3 and on(model) absent(up) or vector(0) "
+        "unless ignoring(x) group_left() fraud:ratio:rate5m offset 5m * fraud_scroe_count"
+    )
+    assert metric_names(expr) == {
+        "fraud_score_bucket",
+        "up",
+        "fraud:ratio:rate5m",
+        "fraud_scroe_count",
+    }
+
+
+def test_every_metric_in_alerts_and_dashboard_is_one_the_system_exports() -> None:
+    records = recorded_names()
+    exprs = [str(rule["expr"]) for rule in load_rules()] + dashboard_exprs()
+    used = set().union(*(metric_names(expr) for expr in exprs))
+    assert {name for name in used if ":" in name} <= records, "undefined recording rule"
+    assert {name for name in used if ":" not in name} - KNOWN_METRICS == set()
+
+
+# ------------------------------------------------------------------------ dashboard
+
+
+def test_dashboard_panels_have_a_title_unit_datasource_and_queries() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    expected_source = {"type": "prometheus", "uid": "prometheus"}
+    panels = list(dashboard_panels())
+    assert len(panels) >= 13
+    for panel in panels:
+        title = panel.get("title", "")
+        assert title.strip(), panel
+        assert panel.get("fieldConfig", {}).get("defaults", {}).get("unit"), title
+        assert panel.get("datasource") == expected_source, title
+        targets = panel.get("targets", [])
+        assert targets, title
+        for target in targets:
+            assert target.get("datasource") == expected_source, title
+            assert target.get("expr", "").strip(), title
+    rows = [p for p in dashboard["panels"] if p.get("type") == "row"]
+    ids = [p["id"] for p in dashboard["panels"] + [n for r in rows for n in r.get("panels", [])]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+def test_dashboard_covers_the_service_and_monitor_metrics() -> None:
+    used = set().union(*(metric_names(e) for e in dashboard_exprs()))
+    wanted = {
+        "fraud_prediction_latency_seconds_bucket",
+        "fraud_request_errors_total",
+        "fraud_predictions_total",
+        "fraud_score_bucket",
+        "fraud_model_info",
+        "fraud_model_reloads_total",
+        "fraud_prediction_log_written_total",
+        "fraud_prediction_log_dropped_total",
+    } | MONITOR_METRICS - {"fraud_model_last_trained_timestamp_seconds"}
+    assert wanted - used == set()
+
+
+def test_dashboard_queries_parse_in_a_real_prometheus() -> None:
+    exprs = dashboard_exprs()
+    # Grafana's only variable here; any other would reach Prometheus unsubstituted.
+    assert all("$" not in e.replace("$__rate_interval", "") for e in exprs)
+    errors = []
+    with running_prometheus() as prom:
+        for expr in exprs:
+            try:
+                query(prom, expr.replace("$__rate_interval", "1m"))
+            except PrometheusQueryError as exc:
+                errors.append(f"{expr}\n  -> {exc}")
+        with pytest.raises(PrometheusQueryError, match="bad_data"):
+            query(prom, "sum(rate(fraud_score_bucket[1m])")  # the check itself can fail
+    assert errors == []
+
+
+# ------------------------------------------------------------------------ the real config
+
+
+def test_prometheus_config_keeps_the_monitor_job_label_and_fires_its_alerts(
+    tmp_path: Path,
+) -> None:
+    with running_pushgateway() as gateway:
+        push_metrics(
+            gateway,
+            "fraud-monitor",
+            "model_drift_detected 1\nmodel_current_f1_score 0.79\n",
+            model="fraud-detector",
+        )
+        # Nothing listens on the app port: the service job must report up == 0.
+        config = localized_config(
+            tmp_path,
+            {"fraud-detection": f"127.0.0.1:{free_port()}", "pushgateway": host_port(gateway)},
+        )
+        with running_prometheus(config) as prom:
+            drift = wait_for(
+                lambda: query(prom, 'model_drift_detected{job="fraud-monitor"}'),
+                what="the pushed gauge, scraped with its own job label",
+            )
+            assert drift[0]["metric"]["model"] == "fraud-detector"
+            assert drift[0]["value"][1] == "1"
+            wait_for(
+                lambda: query(prom, 'ALERTS{alertname="FraudModelDriftDetected"}'),
+                what="the drift alert from alerts.yml",
+            )
+            wait_for(
+                lambda: query(prom, 'up{job="fraud-detection"} == 0'),
+                what="the unreachable service reported down",
+            )
+            assert query(prom, 'push_time_seconds{job="fraud-monitor"}')
+
+
+# ------------------------------------------------------------------------ grafana and compose
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """{container path: repo-relative source} of a service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts[volume["target"]] = volume["source"]
+            continue
+        source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts[target] = source
+    return mounts
+
+
+def test_grafana_provisioning_points_at_prometheus_and_the_dashboard_folder() -> None:
+    sources = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    assert [(s["uid"], s["type"], s["url"]) for s in sources] == [
+        ("prometheus", "prometheus", "http://prometheus:9090")
+    ]
+    providers = yaml.safe_load(DASHBOARD_PROVIDERS.read_text())["providers"]
+    assert [(p["type"], p["options"]["path"]) for p in providers] == [
+        ("file", "/var/lib/grafana/dashboards")
+    ]
+
+
+def test_compose_services_use_pinned_images_or_the_local_build() -> None:
+    services = compose()["services"]
+    wanted = {"app", "train", "minio", "createbucket", "prometheus", "pushgateway", "grafana"}
+    assert wanted | {"postgres"} <= set(services)
+    for name, service in services.items():
+        image = service.get("image", "")
+        if "build" in service:
+            assert (REPO / "Dockerfile").is_file()
+            continue
+        assert re.fullmatch(r"[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})", image), (name, image)
+        assert not image.endswith(":latest"), (name, image)
+
+
+def test_compose_mounts_exist_and_wire_prometheus_and_grafana_to_the_ops_files() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        for source in bind_mounts(service).values():
+            assert (REPO / source).exists(), (name, source)
+    assert bind_mounts(services["prometheus"]) == {
+        "/etc/prometheus/prometheus.yml": "./prometheus.yml",
+        "/etc/prometheus/alerts.yml": "./alerts.yml",
+    }
+    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+    assert bind_mounts(services["grafana"]) == {
+        "/etc/grafana/provisioning": "./grafana/provisioning",
+        "/var/lib/grafana/dashboards": "./grafana/dashboards",
+    }
+
+
+def test_compose_targets_match_the_prometheus_scrape_jobs() -> None:
+    services = compose()["services"]
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"][0]
+        for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]
+    }
+    assert jobs["fraud-detection"] == "app:5000"
+    assert jobs["pushgateway"] == "pushgateway:9091"
+    assert "5000:5000" in services["app"]["ports"]
+    assert "9091:9091" in services["pushgateway"]["ports"]
+    app_env = services["app"]["environment"]
+    assert app_env["FRAUD_MODEL_STORE"] == "s3://fraud-models/fraud"
+    assert app_env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert app_env["DATABASE_URL"] == "postgresql+psycopg://fraud:fraud@postgres:5432/fraud"
+    assert "local/fraud-models" in " ".join(services["createbucket"]["entrypoint"])
