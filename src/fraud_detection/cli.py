@@ -19,8 +19,8 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from .config import Settings, get_settings
-from .console import err, out, reported_errors
-from .data import load_dataset, make_synthetic, validate
+from .console import err, load_command_data, out, reported_errors
+from .data import validate
 from .fetch import fetch_dataset
 from .models_cli import models
 from .monitor_cli import monitor
@@ -35,6 +35,7 @@ from .registry import Registry
 from .retraining import PromotionRule, retrain, with_production_rows
 from .schedule import Job, next_daily, next_weekly, run_command, run_schedule
 from .schema import COLUMNS
+from .simulate_cli import simulate
 from .store import open_store
 from .training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
 
@@ -47,6 +48,7 @@ def cli() -> None:
 
 cli.add_command(models)
 cli.add_command(monitor)
+cli.add_command(simulate)
 
 
 @cli.group()
@@ -62,22 +64,6 @@ def data_fetch(data_uri: str | None, cache_dir: Path | None) -> None:
     settings = get_settings(data=data_uri, data_cache=cache_dir)
     with reported_errors():
         click.echo(fetch_dataset(settings.data_cache, data=settings.data))
-
-
-def _load_training_data(
-    data_uri: str | None, synthetic: bool, synthetic_rows: int, min_samples: int
-) -> tuple[pd.DataFrame, str]:
-    """The validated DataFrame to train on, and where it came from."""
-    if synthetic:
-        err.print("[yellow]Using SYNTHETIC data (--synthetic): not real transactions.[/yellow]")
-        return make_synthetic(rows=synthetic_rows), f"synthetic:{synthetic_rows}"
-    settings = get_settings(data=data_uri)
-    uri = str(fetch_dataset(settings.data_cache, data=settings.data))
-    started = time.perf_counter()
-    df = load_dataset(uri, progress=True)
-    err.print(f"Loaded {len(df):,} rows from {uri} in {time.perf_counter() - started:.1f} s")
-    validate(df, min_samples=min_samples)
-    return df, uri
 
 
 @contextmanager
@@ -191,7 +177,7 @@ def train_command(
     )
     with reported_errors():
         registry = Registry(open_store(settings.model_store), settings.model_name)
-        df, source = _load_training_data(data_uri, synthetic, synthetic_rows, min_samples)
+        df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples)
         with tree_progress("Growing trees") as on_trees:
             trained = train(
                 df, options, source=source, model_name=settings.model_name, on_trees=on_trees
@@ -272,7 +258,7 @@ def retrain_command(
     rule = PromotionRule(min_improvement, max_precision_drop, force_promotion)
     with reported_errors():
         registry = Registry(open_store(settings.model_store), settings.model_name)
-        df, source = _load_training_data(data_uri, False, 0, min_samples)
+        df, source = load_command_data(data_uri, False, 0, min_samples)
         df, added = with_production_rows(df, _production_rows(settings, lookback_days))
         if added:
             err.print(f"Added {added:,} labelled production rows from the prediction log")

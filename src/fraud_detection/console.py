@@ -1,12 +1,18 @@
-"""The consoles every command prints to, and how product errors reach the user."""
+"""The consoles every command prints to, how product errors reach the user, and the dataset
+loading the commands share."""
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pandas as pd
 from rich.console import Console
 
+from .config import get_settings
+from .data import load_dataset, make_synthetic, validate
 from .errors import FraudError
+from .fetch import fetch_dataset
 
 err = Console(stderr=True)
 out = Console()
@@ -20,3 +26,20 @@ def reported_errors() -> Iterator[None]:
     except FraudError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+
+
+def load_command_data(
+    data_uri: str | None, synthetic: bool, synthetic_rows: int, min_samples: int
+) -> tuple[pd.DataFrame, str]:
+    """The validated dataset a command works on (real, or generated with --synthetic), and
+    where it came from; progress and timing go to stderr."""
+    if synthetic:
+        err.print("[yellow]Using SYNTHETIC data (--synthetic): not real transactions.[/yellow]")
+        return make_synthetic(rows=synthetic_rows), f"synthetic:{synthetic_rows}"
+    settings = get_settings(data=data_uri)
+    uri = str(fetch_dataset(settings.data_cache, data=settings.data))
+    started = time.perf_counter()
+    df = load_dataset(uri, progress=True)
+    err.print(f"Loaded {len(df):,} rows from {uri} in {time.perf_counter() - started:.1f} s")
+    validate(df, min_samples=min_samples)
+    return df, uri

@@ -1,0 +1,272 @@
+"""`fraud simulate`: replay the new data through a running service, then send its labels."""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .console import err, load_command_data, out
+from .errors import FraudError
+from .simulate import (
+    MAX_BATCH,
+    ReplayOptions,
+    Shift,
+    ShiftError,
+    Summary,
+    apply_shifts,
+    new_data,
+    parse_shift,
+    replay,
+    run_id,
+    spread_rows,
+    wait_until_ready,
+)
+
+SYNTHETIC = "SYNTHETIC"
+
+
+class _ReportingCommand(click.Command):
+    """A command whose product errors become one `error:` line and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FraudError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+
+
+def _shifts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Shift]:
+    try:
+        return [parse_shift(value) for value in values]
+    except ShiftError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+@contextmanager
+def _progress(total: int, tag: str) -> Iterator[Any]:
+    """A progress bar on stderr; yields the callback that updates it from a Summary."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.1f} tx/s"),
+        TextColumn("errors {task.fields[errors]}"),
+        TextColumn("labels {task.fields[labels]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task(f"{tag}Replaying", total=total, rate=0.0, errors=0, labels=0)
+
+        def update(summary: Summary) -> None:
+            done = summary.sent == total
+            bar.update(
+                task,
+                description=f"{tag}{'Sending the last labels' if done else 'Replaying'}",
+                completed=summary.sent,
+                rate=summary.rate,
+                errors=summary.failed + summary.labels_failed,
+                labels=f"{summary.labels_sent}/{summary.labels_queued}",
+            )
+
+        yield update
+
+
+def _summary_table(summary: Summary, tag: str) -> Table:
+    title = "Replay summary" + (f" — {SYNTHETIC} DATA" if summary.synthetic else "")
+    if summary.interrupted:
+        title += " (interrupted)"
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_header=False)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("transactions sent", f"{summary.sent:,} of {summary.transactions:,}"),
+        ("scored", f"{summary.scored:,}"),
+        ("failed", f"{summary.failed:,}"),
+        ("flagged as fraud", f"{summary.flagged:,}"),
+        ("actual frauds", f"{summary.frauds:,}"),
+        ("labels sent", f"{summary.labels_sent:,} of {summary.labels_queued:,}"),
+        ("labels failed", f"{summary.labels_failed:,}"),
+        ("labels not sent", f"{summary.labels_unsent:,}"),
+        ("achieved rate", f"{summary.rate:,.1f} tx/s"),
+        ("elapsed", f"{summary.elapsed_seconds:,.1f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(f"{tag}{name}", value)
+    for reason, count in sorted(summary.errors.items()):
+        table.add_row(f"{tag}error: {reason}", f"{count:,}")
+    return table
+
+
+@click.command("simulate", cls=_ReportingCommand)
+@click.option(
+    "--data",
+    "data_uri",
+    help="Dataset path or s3:// URI (default: FRAUD_DATA, else the cached real dataset).",
+)
+@click.option(
+    "--synthetic", is_flag=True, help="Replay generated data (offline; labelled SYNTHETIC)."
+)
+@click.option("--synthetic-rows", default=50_000, show_default=True, help="Rows of synthetic data.")
+@click.option(
+    "--history-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Earliest share of rows by Time that is history; the rest is replayed.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Replay only N rows, spread evenly over the whole new-data period.",
+)
+@click.option(
+    "--shift",
+    "shifts",
+    multiple=True,
+    callback=_shifts,
+    metavar="EXPR",
+    help="Simulate drift: FEATURE OP NUMBER with OP one of + - * (Amount*3, V14+2). Repeatable.",
+)
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="The service.")
+@click.option(
+    "--token",
+    envvar="FRAUD_API_TOKEN",
+    show_envvar=True,
+    help="Bearer token for /predict and /feedback when the service has auth on.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=100.0,
+    show_default=True,
+    help="Transactions per second on average; 0 = as fast as the service answers.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH),
+    default=1,
+    show_default=True,
+    help="Transactions per /predict request (1 = single-transaction traffic).",
+)
+@click.option(
+    "--label-delay",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds between a transaction being scored and its label being sent.",
+)
+@click.option(
+    "--label-fraction",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Share of transactions whose label is sent (a uniform random sample, by --seed).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the label sample.")
+@click.option(
+    "--transaction-prefix",
+    help="Transaction ids are PREFIX-<row number> (default: sim-<random run id>).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds one request may take.",
+)
+@click.option(
+    "--feedback-deadline",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to keep retrying labels the service cannot store yet (503).",
+)
+@click.option(
+    "--wait-ready",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for /v2/health/ready before replaying (0: do not check).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def simulate(
+    data_uri: str | None,
+    synthetic: bool,
+    synthetic_rows: int,
+    history_fraction: float,
+    limit: int | None,
+    shifts: list[Shift],
+    url: str,
+    token: str | None,
+    rate: float,
+    batch_size: int,
+    label_delay: float,
+    label_fraction: float,
+    seed: int,
+    transaction_prefix: str | None,
+    timeout: float,
+    feedback_deadline: float,
+    wait_ready: float,
+    as_json: bool,
+) -> None:
+    """Replay the newest data through a running service as live traffic, then send its labels.
+
+    The last (1 - --history-fraction) of the rows by Time play the transactions that arrive
+    after the model ships: each goes to /predict at --rate, and --label-delay seconds after
+    it was scored its label goes to /feedback, as an analyst would confirm it later. Exit 0
+    when everything was scored and labelled, 1 when any request ultimately failed.
+    """
+    df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples=2)
+    tag = f"{SYNTHETIC} " if synthetic else ""
+    rows = apply_shifts(spread_rows(new_data(df, history_fraction), limit), shifts)
+    options = ReplayOptions(
+        url=url,
+        token=token or None,
+        rate=rate,
+        batch_size=batch_size,
+        label_delay=label_delay,
+        label_fraction=label_fraction,
+        seed=seed,
+        prefix=transaction_prefix or f"sim-{run_id()}",
+        timeout=timeout,
+        feedback_deadline=feedback_deadline,
+    )
+    if wait_ready > 0:
+        wait_until_ready(url, wait_ready)
+    drift = f"; shifts {', '.join(map(str, shifts))}" if shifts else ""
+    err.print(
+        f"{tag}Replaying {len(rows):,} transactions ({int(rows['Class'].sum()):,} frauds) "
+        f"from {source} to {url} at {_rate(rate)}, {batch_size} per request; labels "
+        f"{label_delay:g} s later; ids {options.prefix}-<row>{drift}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    with _progress(len(rows), tag) as on_progress:
+        summary = replay(rows, options, on_progress=on_progress, synthetic=synthetic)
+    _report(summary, tag, as_json, options.prefix, shifts)
+    if not summary.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:g} tx/s" if rate > 0 else "full speed"
+
+
+def _report(summary: Summary, tag: str, as_json: bool, prefix: str, shifts: list[Shift]) -> None:
+    """The summary on stdout (JSON or a table); why it failed, if it did, on stderr."""
+    if as_json:
+        document = {**summary.as_dict(), "transaction_prefix": prefix}
+        document["shifts"] = [str(s) for s in shifts]
+        click.echo(json.dumps(document, indent=2))
+    else:
+        out.print(_summary_table(summary, tag))
+    if summary.stopped:
+        err.print(f"{tag}[red]stopped:[/red] {summary.stopped}", highlight=False, soft_wrap=True)
+    elif not summary.ok and summary.last_error:
+        err.print(f"{tag}[red]last error:[/red] {summary.last_error}", highlight=False)
