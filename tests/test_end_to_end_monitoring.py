@@ -6,6 +6,7 @@ return data and every metric an alert reads must exist."""
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,26 @@ def test_rules_evaluate_without_errors_and_nothing_fires_on_healthy_traffic(
     ]
     firing = {a["labels"]["alertname"] for a in api(stack["prometheus"], "alerts")["alerts"]}
     assert not firing & {"FraudModelDriftDetected", "FraudServiceDown", "FraudServerErrorRateHigh"}
+
+
+def test_a_shifted_replay_flags_exactly_the_shifted_features(
+    stack: dict[str, str], replayed: dict[str, object], real_data: Path
+) -> None:
+    # Runs last: its push turns the drift gauge on. The window holds only this replay.
+    started = time.time()
+    fraud(
+        "simulate", "--url", stack["service"], "--data", str(real_data),
+        "--limit", str(REPLAYED), "--rate", "0", "--batch-size", "20", "--label-delay", "0",
+        "--shift", "Amount*3", "--shift", "V14+2", "--json",
+    )  # fmt: skip
+    lookback = (time.time() - started + 1) / 86_400
+    monitored = json.loads(
+        fraud(
+            "monitor", "--store", stack["store"], "--database-url", stack["database"],
+            "--lookback-days", f"{lookback:.8f}", "--json",
+        ).stdout
+    )  # fmt: skip
+    assert monitored["metrics"]["rows"] == REPLAYED
+    flagged = {name for name, psi in monitored["feature_psi"].items() if psi > 0.2}
+    assert flagged == {"Amount", "V14"}, monitored["feature_psi"]
+    assert monitored["drift_detected"] is True
