@@ -10,7 +10,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip install --no-deps .
 
-# Runtime stage: the virtualenv, the two entry files and a non-root user.
+# Runtime stage: the virtualenv, the two entry files and a non-root user. It may write only
+# under /tmp: the default prediction log lives there (set DATABASE_URL for PostgreSQL).
 FROM python:3.11.7-slim-bookworm
 RUN groupadd --gid 10001 fraud && useradd --uid 10001 --gid fraud --no-create-home fraud
 COPY --from=build /opt/venv /opt/venv
@@ -22,7 +23,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     FRAUD_PORT=5000 \
     FRAUD_MODEL_STORE=/data/store \
     FRAUD_SERVING_CACHE=/tmp/fraud-cache \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    DATABASE_URL=sqlite:////tmp/fraud/predictions.db
 USER 10001:10001
 EXPOSE 5000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
