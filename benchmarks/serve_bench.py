@@ -1,8 +1,9 @@
 """HTTP and in-process scoring speed: our /predict against its floor and the common approach.
 
 One run, one machine, the same gunicorn settings (src/fraud_detection/serving/gunicorn_conf.py)
-for three apps: (a) Flask that only parses JSON, (b) our service, (c) Flask + pandas +
-scikit-learn predict_proba on the same forest. Load comes from wrk (Debian package `wrk`).
+for: (a) Flask that only parses JSON, (b) our service logging to SQLite, (b') the same logging
+to PostgreSQL (when one answers at --postgres), (c) Flask + pandas + scikit-learn predict_proba
+on the same forest. Load comes from wrk (Debian package `wrk`).
 Usage: python benchmarks/serve_bench.py [--data PATH] [--seconds 15] [--connections 4]
 """
 
@@ -106,6 +107,43 @@ def wrk(port: int, body: str, seconds: int, connections: int) -> dict[str, float
     return {"rps": rps, "p50": ms("50"), "p99": ms("99")}
 
 
+def log_accounting(port: int, timeout: float = 30.0) -> dict[str, float]:
+    """Scored transactions and prediction-log rows written and dropped, once the writers have
+    caught up (written + dropped == scored) or `timeout` has passed."""
+
+    def total(text: str, name: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        counts = {
+            "scored": total(text, "fraud_predictions_total"),
+            "written": total(text, "fraud_prediction_log_written_total"),
+            "dropped": total(text, "fraud_prediction_log_dropped_total"),
+        }
+        if counts["written"] + counts["dropped"] >= counts["scored"] or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.5)
+
+
+def scratch_postgres_database(admin_url: str) -> str | None:
+    """A fresh database on the local PostgreSQL server for the log, or None if there is none."""
+    import uuid
+
+    import psycopg
+
+    name = "serve_bench_" + uuid.uuid4().hex[:8]
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        print(f"no PostgreSQL at {admin_url}: {exc}; skipping that row", flush=True)
+        return None
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def in_process(store: Path, cache: Path, x_test: np.ndarray) -> dict[str, float]:
     """Single-row latency (µs) and 1000-row batch throughput, onnxruntime vs scikit-learn."""
     import joblib
@@ -136,6 +174,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="A PostgreSQL server for the prediction-log row (a scratch database is made).",
+    )
     args = parser.parse_args()
 
     from fraud_detection.data import load_dataset, time_split
@@ -152,7 +195,7 @@ def main() -> None:
 
     apps = {
         "(a) Flask floor: parse JSON, return a constant": ("floor_app:app", {}),
-        "(b) our /predict (validation, ONNX, metrics)": (
+        "(b) our /predict (validation, ONNX, metrics, SQLite prediction log)": (
             "app:app",
             {
                 "FRAUD_MODEL_STORE": str(store),
@@ -166,6 +209,17 @@ def main() -> None:
             {"BENCH_STORE": str(store), "BENCH_CACHE": str(tmp / "cache-c")},
         ),
     }
+    postgres = scratch_postgres_database(args.postgres)
+    if postgres:
+        apps["(b') the same, PostgreSQL prediction log"] = (
+            "app:app",
+            {
+                **apps["(b) our /predict (validation, ONNX, metrics, SQLite prediction log)"][1],
+                "DATABASE_URL": postgres,
+                "FRAUD_SERVING_CACHE": str(tmp / "cache-b2"),
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom2"),
+            },
+        )
     http: dict[str, dict[str, float]] = {}
     # Two interleaved rounds, best of each: a noisy neighbour then hurts no app alone.
     for _ in range(2):
@@ -175,16 +229,23 @@ def main() -> None:
             try:
                 wrk(port, body, 2, args.connections)  # warm-up
                 run = wrk(port, body, args.seconds, args.connections)
+                if app == "app:app":
+                    run |= log_accounting(port)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
             if name not in http or run["rps"] > http[name]["rps"]:
                 http[name] = run
             print(name, run, flush=True)
+    if postgres:
+        import psycopg
+
+        with psycopg.connect(args.postgres, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {postgres.rsplit('/', 1)[1]} WITH (FORCE)")  # type: ignore[arg-type]
     inproc = in_process(store, tmp / "cache-i", x_test)
     print(inproc)
 
-    a, b, c = (http[k] for k in apps)
+    a, b, c = (http[k] for k in list(apps)[:3])
     rows = [f"| {k} | {v['rps']:,.0f} | {v['p50']:.2f} | {v['p99']:.2f} |" for k, v in http.items()]
     checks = {
         "(b) >= 0.7 x (a) requests/s": (b["rps"] / a["rps"], b["rps"] / a["rps"] >= 0.7),
@@ -193,7 +254,7 @@ def main() -> None:
     }
     body_md = "\n".join(
         [
-            "gunicorn: 2 workers (gthread, 2 threads each), same config for all three; "
+            "gunicorn: 2 workers (gthread, 2 threads each), same config for all; "
             f"wrk: 1 thread, "
             f"{args.connections} connections, {args.seconds} s after a 2 s warm-up, one real "
             f"transaction per request; the model is `fraud train` on the real data (100 trees). "
@@ -203,6 +264,17 @@ def main() -> None:
             "| app | requests/s | p50 ms | p99 ms |",
             "|---|---:|---:|---:|",
             *rows,
+            "",
+            "Prediction log after each (b) run (rows the writers had not written 30 s after "
+            "the load are neither written nor dropped yet):",
+            "",
+            "| app | transactions scored | rows written | rows dropped |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {k} | {v['scored']:,.0f} | {v['written']:,.0f} | {v['dropped']:,.0f} |"
+                for k, v in http.items()
+                if "scored" in v
+            ),
             "",
             "| target | measured | met |",
             "|---|---:|---|",

@@ -9,6 +9,7 @@ from click.testing import CliRunner, Result
 from fraud_detection.cli import cli
 from fraud_detection.data import make_synthetic
 from fraud_detection.prediction_log import (
+    LOG_COLUMNS,
     ensure_schema,
     insert_predictions,
     open_engine,
@@ -132,23 +133,17 @@ def test_labelled_production_rows_join_the_training_data(
     fresh["Time"] += 200_000  # arrived after the dataset ends
     replayed = pd.read_csv(data).tail(100)  # rows the dataset already holds
     logged = pd.concat([fresh, replayed], ignore_index=True)
+    columns = {"created_at": utc_now(), "endpoint": "predict", "variant": "champion",
+               "model_version": "1", "probability": 0.1, "is_fraud": False, "threshold": 0.5,
+               "latency_ms": 1.0}  # fmt: skip
     insert_predictions(
         engine,
         [
-            {
-                **{f: float(row[f]) for f in FEATURES},
-                "transaction_id": f"p{i}",
-                "created_at": utc_now(),
-                "endpoint": "predict",
-                "variant": "champion",
-                "model_version": "1",
-                "probability": 0.1,
-                "is_fraud": False,
-                "threshold": 0.5,
-            }
+            tuple({**columns, **row[list(FEATURES)].to_dict(), "transaction_id": f"p{i}"}[c]
+                  for c in LOG_COLUMNS)
             for i, row in logged.iterrows()
         ],
-    )
+    )  # fmt: skip
     # Labels for all but 50 of the fresh rows: unlabelled rows cannot train.
     store_labels(engine, {f"p{i}": int(logged.Class[i]) for i in range(len(logged)) if i >= 50})
 

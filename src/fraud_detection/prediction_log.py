@@ -104,7 +104,12 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def ensure_schema(engine: Engine) -> None:
     """Create the tables, and add columns that later versions introduced to older tables."""
     try:
-        metadata.create_all(engine)
+        try:
+            metadata.create_all(engine)
+        except SQLAlchemyError:
+            # Another worker created the tables between the check and the CREATE: fine.
+            if not set(metadata.tables) <= set(inspect(engine).get_table_names()):
+                raise
         existing = inspect(engine)
         with engine.begin() as conn:
             for table in metadata.sorted_tables:
@@ -119,10 +124,24 @@ def ensure_schema(engine: Engine) -> None:
         raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
 
 
-def insert_predictions(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append logged predictions in one transaction (all or none)."""
+LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
+"""The order of the values in each row `insert_predictions` takes."""
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores times in SQLite
+
+
+def insert_predictions(engine: Engine, rows: Sequence[Sequence[Any]]) -> None:
+    """Append logged predictions (value tuples in LOG_COLUMNS order) in one transaction.
+
+    Through the driver's executemany: a quarter of the CPU per row of SQLAlchemy's own
+    parameter handling, and serving workers share that CPU with their requests.
+    """
+    names = ", ".join(engine.dialect.identifier_preparer.quote(c) for c in LOG_COLUMNS)
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO predictions ({names}) VALUES ({', '.join([mark] * len(LOG_COLUMNS))})"
+    if engine.dialect.name == "sqlite":
+        rows = [(row[0], row[1].strftime(SQLITE_TIME), *row[2:]) for row in rows]
     with engine.begin() as conn:
-        conn.execute(predictions.insert(), list(rows))
+        conn.exec_driver_sql(sql, list(rows))
 
 
 def store_labels(engine: Engine, labels: Mapping[str, int]) -> None:

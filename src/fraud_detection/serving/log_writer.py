@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,6 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from ..prediction_log import ensure_schema, insert_predictions, utc_now
-from ..schema import FEATURES
 from . import metrics
 from .scoring import Scored
 
@@ -30,7 +30,7 @@ MAX_BACKOFF = 5.0
 class LoggedBatch:
     """One scoring call as the request saw it; expanded into rows off the request path."""
 
-    created_at: Any
+    created_at: datetime
     endpoint: str
     variant: str
     model_version: str
@@ -41,27 +41,18 @@ class LoggedBatch:
     probabilities: NDArray[np.float32]
     is_fraud: NDArray[np.bool_]
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The batch as prediction-log rows."""
-        common = {
-            "created_at": self.created_at,
-            "endpoint": self.endpoint,
-            "variant": self.variant,
-            "model_version": self.model_version,
-            "threshold": self.threshold,
-            "latency_ms": self.latency_ms,
-        }
-        features = self.x.astype(np.float64).tolist()
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The batch as prediction-log rows, values in LOG_COLUMNS order."""
+        head = (self.created_at, self.endpoint, self.variant, self.model_version)
+        tail = (self.threshold, self.latency_ms)
         return [
-            {
-                **common,
-                **dict(zip(FEATURES, values, strict=True)),
-                "transaction_id": tid,
-                "probability": float(p),
-                "is_fraud": bool(flag),
-            }
+            (tid, *head, *values, p, flag, *tail)
             for tid, values, p, flag in zip(
-                self.ids, features, self.probabilities.tolist(), self.is_fraud.tolist(), strict=True
+                self.ids,
+                self.x.astype(np.float64).tolist(),
+                self.probabilities.tolist(),
+                self.is_fraud.tolist(),
+                strict=True,
             )
         ]
 
@@ -74,12 +65,13 @@ class PredictionLogWriter:
         engine_factory: Callable[[], Engine],
         *,
         capacity: int = 10_000,
-        batch_rows: int = 500,
-        flush_interval: float = 0.5,
+        batch_rows: int = 200,
+        flush_interval: float = 0.1,
         retry_window: float = 30.0,
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
         self._capacity = capacity
         self._batch_rows = batch_rows
         self._flush_interval = flush_interval
@@ -99,7 +91,10 @@ class PredictionLogWriter:
                 return
             self._pending.append(batch)
             self._pending_rows += rows
-            self._ready.notify()
+            # Waking the writer per request would write one-row transactions: it is woken for
+            # a full batch only, and otherwise flushes every flush_interval.
+            if self._pending_rows >= self._batch_rows:
+                self._ready.notify()
 
     def start(self) -> None:
         """Start the writer thread (once per worker process)."""
@@ -122,15 +117,19 @@ class PredictionLogWriter:
 
     def engine(self) -> Engine:
         """The database engine, created on first use, with the schema ensured."""
-        if self._engine is None:
-            engine = self._engine_factory()
-            ensure_schema(engine)
-            self._engine = engine
-        return self._engine
+        with self._engine_lock:  # the writer thread and /feedback may both ask first
+            if self._engine is None:
+                engine = self._engine_factory()
+                ensure_schema(engine)
+                self._engine = engine
+            return self._engine
 
     def _take(self) -> list[LoggedBatch]:
         with self._ready:
-            self._ready.wait_for(lambda: self._pending or self._stop.is_set(), self._flush_interval)
+            self._ready.wait_for(
+                lambda: self._pending_rows >= self._batch_rows or self._stop.is_set(),
+                self._flush_interval,
+            )
             taken: list[LoggedBatch] = []
             rows = 0
             while self._pending and rows < self._batch_rows:
