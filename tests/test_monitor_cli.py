@@ -101,3 +101,12 @@ def test_an_unreachable_database_exits_1(logged: tuple[Path, str]) -> None:
         "--store", str(store), "--database-url", "postgresql://nobody@127.0.0.1:1/none"
     )
     assert code == 1 and "prediction log unavailable" in stderr
+
+
+def test_the_markdown_report_is_never_wrapped_to_the_terminal(logged: tuple[Path, str]) -> None:
+    store, url = logged
+    code, stdout, _ = run("--store", str(store), "--database-url", url)
+    assert code == 0
+    rows = [line for line in stdout.splitlines() if line.startswith("|")]
+    assert rows and all(line.endswith("|") for line in rows), stdout
+    assert any(len(line) > 80 for line in stdout.splitlines()), "a long line to wrap"

@@ -276,7 +276,7 @@ def retrain_command(
             )
     if report_path:
         report_path.write_text(result.report)
-    out.print(result.report, markup=False, highlight=False)
+    click.echo(result.report)  # Markdown: never wrapped to the terminal width
     where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
     out.print(f"Decision: {result.decision.action}; {where}.")
 

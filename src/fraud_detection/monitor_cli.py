@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .config import get_settings
-from .console import err, out, reported_errors
+from .console import err, reported_errors
 from .errors import FraudError
 from .monitoring import DriftRule, evaluate, format_report, push_gauges
 from .prediction_log import open_engine, read_window, utc_now
@@ -93,7 +93,7 @@ def monitor(
         if as_json:
             click.echo(json.dumps(result.to_json(), indent=2))
         else:
-            out.print(report, markup=False, highlight=False)
+            click.echo(report)  # Markdown: never wrapped to the terminal width
         if settings.pushgateway_url:
             try:
                 push_gauges(
