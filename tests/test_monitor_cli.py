@@ -110,3 +110,14 @@ def test_the_markdown_report_is_never_wrapped_to_the_terminal(logged: tuple[Path
     rows = [line for line in stdout.splitlines() if line.startswith("|")]
     assert rows and all(line.endswith("|") for line in rows), stdout
     assert any(len(line) > 80 for line in stdout.splitlines()), "a long line to wrap"
+
+
+def test_an_empty_prediction_log_is_reported_not_an_error(
+    logged: tuple[Path, str], tmp_path: Path
+) -> None:
+    store, _ = logged
+    code, stdout, stderr = run(
+        "--store", str(store), "--database-url", f"sqlite:///{tmp_path / 'new.db'}", "--json"
+    )
+    assert code == 0, stderr
+    assert json.loads(stdout)["metrics"]["rows"] == 0

@@ -10,7 +10,7 @@ from .config import get_settings
 from .console import err, reported_errors
 from .errors import FraudError
 from .monitoring import DriftRule, evaluate, format_report, push_gauges
-from .prediction_log import open_engine, read_window, utc_now
+from .prediction_log import ensure_schema, open_engine, read_window, utc_now
 from .registry import CHAMPION, Registry
 from .store import open_store
 
@@ -83,7 +83,9 @@ def monitor(
         reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
         end = utc_now()
         start = end - timedelta(days=lookback_days)
-        window = read_window(open_engine(settings.database_url), start)
+        engine = open_engine(settings.database_url)
+        ensure_schema(engine)  # a service that has scored nothing yet has an empty log
+        window = read_window(engine, start)
         # Shadow scores were never acted on; the served decisions are what analysts judge.
         served = window[window["variant"] != "shadow"]
         result = evaluate(served, reference, manifest, rule, period=(start, end))

@@ -182,7 +182,7 @@ def read_window(engine: Engine, since: datetime, until: datetime | None = None) 
     try:
         with engine.connect() as conn:
             frame = pd.read_sql(query, conn)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, pd.errors.DatabaseError) as exc:  # pandas wraps driver errors
         raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
     frame["label"] = frame["label"].astype("float64")
     frame["is_fraud"] = frame["is_fraud"].astype(bool)
@@ -206,5 +206,5 @@ def count_rows(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(predictions)).scalar_one())
 
 
-def _reason(exc: SQLAlchemyError) -> str:
+def _reason(exc: Exception) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
