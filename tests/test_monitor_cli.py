@@ -121,3 +121,26 @@ def test_an_empty_prediction_log_is_reported_not_an_error(
     )
     assert code == 0, stderr
     assert json.loads(stdout)["metrics"]["rows"] == 0
+
+
+def test_ab_variants_are_reported_side_by_side(logged: tuple[Path, str]) -> None:
+    store, url = logged
+    engine = open_engine(url)
+    challenger = (
+        "UPDATE predictions SET variant = 'challenger', model_version = '2' WHERE id % 5 = 0"
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql(challenger)
+    try:
+        code, stdout, _ = run("--store", str(store), "--database-url", url, "--json")
+        _, report, _ = run("--store", str(store), "--database-url", url)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE predictions SET variant = 'champion', model_version = '1'")
+    assert code == 0
+    variants = json.loads(stdout)["variants"]
+    assert {k: v["rows"] for k, v in variants.items()} == {
+        "challenger v2": 400,
+        "champion v1": 1600,
+    }
+    assert "## By variant" in report and "| challenger v2 | 400 |" in report

@@ -9,7 +9,14 @@ import click
 from .config import get_settings
 from .console import err, reported_errors
 from .errors import FraudError
-from .monitoring import DriftRule, evaluate, format_report, push_gauges
+from .monitoring import (
+    DriftRule,
+    evaluate,
+    format_report,
+    format_variants,
+    push_gauges,
+    variant_metrics,
+)
 from .prediction_log import ensure_schema, open_engine, read_window, utc_now
 from .registry import CHAMPION, Registry
 from .store import open_store
@@ -90,10 +97,13 @@ def monitor(
         served = window[window["variant"] != "shadow"]
         result = evaluate(served, reference, manifest, rule, period=(start, end))
         report = format_report(result)
+        by_variant = variant_metrics(window)
+        if len(by_variant) > 1:
+            report += "\n" + format_variants(by_variant)
         if report_path:
             report_path.write_text(report)
         if as_json:
-            click.echo(json.dumps(result.to_json(), indent=2))
+            click.echo(json.dumps({**result.to_json(), "variants": by_variant}, indent=2))
         else:
             click.echo(report)  # Markdown: never wrapped to the terminal width
         if settings.pushgateway_url:

@@ -445,3 +445,31 @@ def push_gauges(
         for name, value in defined.items():
             feature_psi.labels(feature=name).set(value)
     push_to_gateway(gateway, job=JOB, registry=registry, grouping_key={"model": model_name})
+
+
+def variant_metrics(window: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Live metrics per (variant, model version): champion against an A/B or shadow challenger
+    on the transactions each scored."""
+    return {
+        f"{variant} v{version}": live_metrics(group)
+        for (variant, version), group in window.groupby(["variant", "model_version"], sort=True)
+    }
+
+
+def format_variants(by_variant: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown table of `variant_metrics`, for the report when more than one model scored."""
+    lines = [
+        "## By variant",
+        "",
+        "Shadow rows were scored but never answered; each variant's labels are its own rows.",
+        "",
+        "| variant | rows | labelled | frauds | precision | recall | F1 | FPR | fraud rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in by_variant.items():
+        lines.append(
+            f"| {name} | {m['rows']:,} | {m['labelled']:,} | {m['labelled_frauds']:,} | "
+            f"{_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | "
+            f"{_fmt(m['fpr'], '.5f')} | {_fmt(m['predicted_fraud_rate'], '.4%')} |"
+        )
+    return "\n".join(lines) + "\n"
