@@ -41,6 +41,12 @@ def _json_of(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": ref}}}
 
 
+def _one_or_many(single: str, batch: str) -> dict[str, Any]:
+    """A required JSON body that is either schema: one item, or the batch of them."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in (single, batch)]
+    return {"required": True, "content": {"application/json": {"schema": {"oneOf": refs}}}}
+
+
 def _list_of(key: str, ref: str, max_items: int) -> dict[str, Any]:
     """A body of the form {key: [1..max_items items]}."""
     items = {"type": "array", "minItems": 1, "maxItems": max_items, "items": {"$ref": ref}}
@@ -85,19 +91,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/predict": {
                 "post": {
                     "summary": "Score one transaction or a batch",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": "#/components/schemas/Transaction"},
-                                        {"$ref": "#/components/schemas/Batch"},
-                                    ]
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": _one_or_many("Transaction", "Batch"),
                     "responses": {
                         "200": {
                             "description": "scored",
@@ -110,19 +104,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/feedback": {
                 "post": {
                     "summary": "Analyst labels, joined to logged predictions by transaction_id",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": "#/components/schemas/Label"},
-                                        {"$ref": "#/components/schemas/Labels"},
-                                    ]
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": _one_or_many("Label", "Labels"),
                     "responses": {
                         "200": {
                             "description": "stored; a later label for the same id replaces it",
