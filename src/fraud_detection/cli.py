@@ -16,7 +16,6 @@ import click
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from .config import Settings, get_settings
 from .console import err, load_command_data, out, reported_errors
@@ -27,7 +26,6 @@ from .monitor_cli import monitor
 from .prediction_log import (
     PredictionLogError,
     labelled_transactions,
-    normalise_url,
     open_engine,
     utc_now,
 )
@@ -284,9 +282,7 @@ def retrain_command(
 def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
     """Labelled rows of the prediction log; none (with a warning) when it cannot be read."""
     empty = pd.DataFrame(columns=list(COLUMNS))
-    url = make_url(normalise_url(settings.database_url))
-    missing_file = url.get_backend_name() == "sqlite" and not Path(url.database or "").exists()
-    if lookback_days <= 0 or missing_file:
+    if lookback_days <= 0:
         return empty
     since = utc_now() - timedelta(days=lookback_days)
     try:

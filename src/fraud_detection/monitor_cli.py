@@ -17,7 +17,7 @@ from .monitoring import (
     push_gauges,
     variant_metrics,
 )
-from .prediction_log import ensure_schema, open_engine, read_window, utc_now
+from .prediction_log import open_engine, read_window, utc_now
 from .registry import CHAMPION, Registry
 from .store import open_store
 
@@ -90,9 +90,7 @@ def monitor(
         reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
         end = utc_now()
         start = end - timedelta(days=lookback_days)
-        engine = open_engine(settings.database_url)
-        ensure_schema(engine)  # a service that has scored nothing yet has an empty log
-        window = read_window(engine, start)
+        window = read_window(open_engine(settings.database_url), start)
         # Shadow scores were never acted on; the served decisions are what analysts judge.
         served = window[window["variant"] != "shadow"]
         result = evaluate(served, reference, manifest, rule, period=(start, end))

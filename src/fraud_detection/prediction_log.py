@@ -162,8 +162,9 @@ def store_labels(engine: Engine, labels: Mapping[str, int]) -> None:
         raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
 
 
-def read_window(engine: Engine, since: datetime, until: datetime | None = None) -> pd.DataFrame:
-    """Predictions logged in [since, until) with their label (NaN until an analyst sends one)."""
+def read_window(engine: Engine, since: datetime) -> pd.DataFrame:
+    """Predictions logged since `since` with their label (NaN until an analyst sends one);
+    empty when the service has not logged anything yet (no tables)."""
     query = (
         select(
             *(c for c in predictions.columns if c.name not in ("id", "latency_ms")),
@@ -177,11 +178,12 @@ def read_window(engine: Engine, since: datetime, until: datetime | None = None) 
         .where(predictions.c.created_at >= since)
         .order_by(predictions.c.id)
     )
-    if until is not None:
-        query = query.where(predictions.c.created_at < until)
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql(query, conn)
+            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+                frame = pd.DataFrame(columns=[c.name for c in query.selected_columns])
+            else:
+                frame = pd.read_sql(query, conn)
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:  # pandas wraps driver errors
         raise PredictionLogError(f"prediction log unavailable: {_reason(exc)}") from exc
     frame["label"] = frame["label"].astype("float64")

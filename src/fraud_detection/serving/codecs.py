@@ -35,9 +35,9 @@ class CodecError(ValueError):
         super().__init__(message)
         self.field = field
         self.status = status
-        default = "invalid_field" if field else "invalid_request"
-        self.reason = reason or STATUS_REASONS.get(status, default if status == 400 else "")
-        self.reason = self.reason or f"http_{status}"
+        if reason is None and status == 400:
+            reason = "invalid_field" if field else "invalid_request"
+        self.reason = reason or STATUS_REASONS.get(status, f"http_{status}")
 
 
 class _Base(BaseModel):

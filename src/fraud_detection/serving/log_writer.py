@@ -30,28 +30,25 @@ MAX_BACKOFF = 5.0
 class LoggedBatch:
     """One scoring call as the request saw it; expanded into rows off the request path."""
 
-    created_at: datetime
-    endpoint: str
-    variant: str
-    model_version: str
-    threshold: float
-    latency_ms: float
-    ids: list[str]
+    scored: Scored
     x: NDArray[np.float32]
-    probabilities: NDArray[np.float32]
-    is_fraud: NDArray[np.bool_]
+    ids: list[str]
+    endpoint: str
+    created_at: datetime
+    latency_ms: float
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The batch as prediction-log rows, values in LOG_COLUMNS order."""
-        head = (self.created_at, self.endpoint, self.variant, self.model_version)
-        tail = (self.threshold, self.latency_ms)
+        model = self.scored.model
+        head = (self.created_at, self.endpoint, self.scored.variant, model.version)
+        tail = (model.threshold, self.latency_ms)
         return [
             (tid, *head, *values, p, flag, *tail)
             for tid, values, p, flag in zip(
                 self.ids,
                 self.x.astype(np.float64).tolist(),
-                self.probabilities.tolist(),
-                self.is_fraud.tolist(),
+                self.scored.probabilities.tolist(),
+                self.scored.is_fraud.tolist(),
                 strict=True,
             )
         ]
@@ -171,15 +168,5 @@ def new_batch(
     scored: Scored, x: NDArray[np.float32], ids: list[str], endpoint: str, started: float
 ) -> LoggedBatch:
     """A scored batch stamped now, with the request's latency so far."""
-    return LoggedBatch(
-        created_at=utc_now(),
-        endpoint=endpoint,
-        variant=scored.variant,
-        model_version=scored.model.version,
-        threshold=scored.model.threshold,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        ids=ids,
-        x=x,
-        probabilities=scored.probabilities,
-        is_fraud=scored.is_fraud,
-    )
+    latency_ms = (time.perf_counter() - started) * 1000
+    return LoggedBatch(scored, x, ids, endpoint, utc_now(), latency_ms)

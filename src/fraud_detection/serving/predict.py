@@ -37,19 +37,21 @@ def predict() -> Any:
     for part in parts:
         model = part.scored.model
         if part.answered:
-            for row, p, flag in zip(
-                part.rows.tolist(), part.scored.probabilities, part.scored.is_fraud, strict=True
+            for row, tid, p, flag in zip(
+                part.rows.tolist(),
+                part.ids,
+                part.scored.probabilities.tolist(),
+                part.scored.is_fraud.tolist(),
+                strict=True,
             ):
                 answers[row] = {
-                    "transaction_id": ids[row],
-                    "fraud_probability": round(float(p), 6),
-                    "is_fraud": bool(flag),
+                    "transaction_id": tid,
+                    "fraud_probability": round(p, 6),
+                    "is_fraud": flag,
                     "threshold": model.threshold,
                     "model_version": model.version,
                 }
-        rows_ids = [ids[row] for row in part.rows.tolist()]
-        batch = new_batch(part.scored, request.x[part.rows], rows_ids, "predict", started)
-        service.prediction_log.log(batch)
+        service.prediction_log.log(new_batch(part.scored, part.x, part.ids, "predict", started))
     body = (
         {"predictions": answers, "model_version": served.version} if request.batch else answers[0]
     )

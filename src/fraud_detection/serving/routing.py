@@ -18,10 +18,13 @@ from .scoring import Scored, score
 
 @dataclass(frozen=True)
 class Part:
-    """The rows of a request one model scored; `answered` is False for shadow scores."""
+    """Rows of a request one model scored (their positions, features and ids);
+    `answered` is False for shadow scores."""
 
     scored: Scored
     rows: NDArray[np.intp]
+    x: NDArray[np.float32]
+    ids: list[str]
     answered: bool = True
 
 
@@ -42,13 +45,20 @@ def route(
     """Score each row with the model its variant assigns; every row is answered exactly once."""
     every = np.arange(len(x))
     if challenger is None or challenger.version == champion.version:
-        return [Part(score(champion, x), every)]
+        return [Part(score(champion, x), every, x, ids)]
     if shadow:
-        return [Part(score(champion, x), every), Part(score(challenger, x, "shadow"), every, False)]
+        return [
+            Part(score(champion, x), every, x, ids),
+            Part(score(challenger, x, "shadow"), every, x, ids, answered=False),
+        ]
     to_challenger = np.array([bucket(tid) < challenger_traffic for tid in ids], dtype=bool)
     parts = []
-    if (~to_challenger).any():
-        parts.append(Part(score(champion, x[~to_challenger]), every[~to_challenger]))
-    if to_challenger.any():
-        parts.append(Part(score(challenger, x[to_challenger], "challenger"), every[to_challenger]))
+    for model, variant, mask in (
+        (champion, "champion", ~to_challenger),
+        (challenger, "challenger", to_challenger),
+    ):
+        if mask.any():
+            rows = every[mask]
+            part_ids = [ids[row] for row in rows.tolist()]
+            parts.append(Part(score(model, x[mask], variant), rows, x[mask], part_ids))
     return parts
