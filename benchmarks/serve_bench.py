@@ -1,6 +1,6 @@
 """HTTP and in-process scoring speed: our /predict against its floor and the common approach.
 
-One run, one machine, the same gunicorn settings (src/fraud_detection/serving/gunicorn_conf.py)
+One run, one machine, the same gunicorn settings (src/fraud_detection/gunicorn_conf.py)
 for: (a) Flask that only parses JSON, (b) our service logging to SQLite, (b') the same logging
 to PostgreSQL (when one answers at --postgres), (c) Flask + pandas + scikit-learn predict_proba
 on the same forest. Load comes from wrk (Debian package `wrk`).
@@ -27,7 +27,7 @@ from train_bench import run_fraud_train
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-CONF = REPO / "src" / "fraud_detection" / "serving" / "gunicorn_conf.py"
+CONF = REPO / "src" / "fraud_detection" / "gunicorn_conf.py"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "creditcard.csv.gz"
 WRK_LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

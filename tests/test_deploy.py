@@ -35,3 +35,16 @@ def test_gunicorn_config_reads_the_environment_and_empties_the_metrics_folder(
     assert config["preload_app"] is False
     config["on_starting"](None)
     assert folder.is_dir() and not list(folder.glob("*.db"))
+
+
+def test_gunicorn_config_loads_nothing_of_the_application_into_the_master() -> None:
+    """The master must not import Flask, onnxruntime or the metrics (issue: SIGABRT on stop)."""
+    probe = (
+        "import runpy, sys; runpy.run_path('gunicorn.conf.py');"
+        "loaded = [m for m in ('flask', 'onnxruntime', 'pandas', 'prometheus_client',"
+        " 'fraud_detection.serving') if m in sys.modules]; print(','.join(loaded))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 
+from fraud_detection.errors import ParityError
 from fraud_detection.export import (
-    ParityError,
     check_parity,
     export_onnx,
     onnx_fraud_probability,

@@ -442,9 +442,7 @@ def test_challenger_traffic_is_a_sticky_share_by_transaction_id(
     app.extensions["fraud"].holder.stop()
 
 
-def test_shadow_scores_with_both_and_answers_with_the_champion(
-    store: Path, tmp_path: Path
-) -> None:
+def test_shadow_scores_with_both_and_answers_with_the_champion(store: Path, tmp_path: Path) -> None:
     app = make_app(store, tmp_path, shadow=True)
     before = _scored("2", "shadow")
     body = app.test_client().post("/predict", json={"instances": [transaction()] * 5}).get_json()

@@ -20,15 +20,11 @@ from rich.table import Table
 from .config import Settings, get_settings
 from .console import err, load_command_data, out, reported_errors
 from .data import validate
+from .errors import PredictionLogError
 from .fetch import fetch_dataset
 from .models_cli import models
 from .monitor_cli import monitor
-from .prediction_log import (
-    PredictionLogError,
-    labelled_transactions,
-    open_engine,
-    utc_now,
-)
+from .prediction_log import labelled_transactions, open_engine, utc_now
 from .registry import Registry
 from .retraining import PromotionRule, retrain, with_production_rows
 from .schedule import Job, next_daily, next_weekly, run_command, run_schedule
@@ -314,19 +310,27 @@ def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path)
 @cli.command("serve")
 @click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
 @click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True)
-@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--host", help="Address to bind (default: FRAUD_HOST, else 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: FRAUD_PORT, else 5000).")
+@click.option("--workers", type=int, help="gunicorn workers (default: FRAUD_WORKERS, else 2).")
 def serve_command(
-    store_uri: str | None, model_name: str | None, host: str, port: int, workers: int
+    store_uri: str | None,
+    model_name: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
 ) -> None:
     """Serve the champion under gunicorn; the same as `gunicorn -c gunicorn.conf.py app:app`."""
-    env = {"FRAUD_HOST": host, "FRAUD_PORT": str(port), "FRAUD_WORKERS": str(workers)}
-    env |= {"FRAUD_MODEL_STORE": store_uri or "", "FRAUD_MODEL_NAME": model_name or ""}
-    os.environ.update({k: v for k, v in env.items() if v})
-    config = Path(__file__).with_name("serving") / "gunicorn_conf.py"
-    wsgi = "fraud_detection.serving.wsgi:app"
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(config), wsgi])
+    given = {
+        "FRAUD_MODEL_STORE": store_uri,
+        "FRAUD_MODEL_NAME": model_name,
+        "FRAUD_HOST": host,
+        "FRAUD_PORT": port,
+        "FRAUD_WORKERS": workers,
+    }
+    os.environ.update({k: str(v) for k, v in given.items() if v})
+    config = "python:fraud_detection.gunicorn_conf"
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config])
 
 
 def main() -> None:

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     pushgateway_url: str = Field(
         default="", validation_alias=AliasChoices("PUSHGATEWAY_URL", "pushgateway_url")
     )
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("FRAUD_HOST", "host"))
+    port: int = Field(default=5000, validation_alias=AliasChoices("FRAUD_PORT", "port"))
+    workers: int = Field(default=2, ge=1, validation_alias=AliasChoices("FRAUD_WORKERS", "workers"))
+    access_log: bool = Field(
+        default=False, validation_alias=AliasChoices("FRAUD_ACCESS_LOG", "access_log")
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         validation_alias=AliasChoices("FRAUD_MAX_BODY_BYTES", "max_body_bytes"),

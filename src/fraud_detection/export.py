@@ -8,17 +8,13 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.pipeline import Pipeline
 
-from .errors import FraudError
+from .errors import ParityError
 from .inference import INPUT_NAME, onnx_fraud_probability, onnx_session
 from .schema import N_FEATURES
 
 PARITY_TOLERANCE = 1e-5
 # ai.onnx.ml 3 keeps the TreeEnsemble operator current; onnxruntime runs it natively.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
-
-
-class ParityError(FraudError):
-    """ONNX and scikit-learn disagree on the same rows: the export is not trusted."""
 
 
 def export_onnx(model: Pipeline) -> bytes:

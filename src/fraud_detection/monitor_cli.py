@@ -8,7 +8,7 @@ import click
 
 from .config import get_settings
 from .console import err, reported_errors
-from .errors import FraudError
+from .errors import PushError
 from .monitoring import (
     DriftRule,
     evaluate,
@@ -20,10 +20,6 @@ from .monitoring import (
 from .prediction_log import open_engine, read_window, utc_now
 from .registry import CHAMPION, Registry
 from .store import open_store
-
-
-class PushError(FraudError):
-    """The Pushgateway refused or did not answer; the report was still printed."""
 
 
 def newest_version_time(registry: Registry) -> float | None:
@@ -115,4 +111,3 @@ def monitor(
             except OSError as exc:
                 raise PushError(f"could not push to {settings.pushgateway_url}: {exc}") from exc
             err.print(f"Pushed the gauges to {settings.pushgateway_url}")
-

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from .errors import FraudError
+from .errors import PredictionLogError
 from .schema import FEATURES, LABEL
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,6 @@ feedback = Table(
     Column("label", SmallInteger, nullable=False),
     Column("received_at", DateTime(), nullable=False),
 )
-
-
-class PredictionLogError(FraudError):
-    """The prediction-log database could not be reached or written."""
 
 
 def utc_now() -> datetime:

@@ -27,7 +27,7 @@ import pandas as pd
 import requests
 
 from .data import time_split
-from .errors import FraudError
+from .errors import ServiceNotReadyError, UsageError
 from .schema import FEATURES, LABEL
 
 Clock = Callable[[], float]
@@ -45,12 +45,8 @@ FATAL_STATUSES = (401, 403)
 """Answers that every following request would get too: the replay stops instead of counting."""
 
 
-class ShiftError(ValueError):
+class ShiftError(UsageError):
     """A --shift expression that is not `<feature><+|-|*><number>` over a known feature."""
-
-
-class ServiceNotReadyError(FraudError):
-    """The service did not answer ready before the deadline."""
 
 
 @dataclass(frozen=True)

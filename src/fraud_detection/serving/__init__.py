@@ -10,12 +10,12 @@ from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 
 from ..config import Settings, get_settings
+from ..errors import CodecError
 from ..prediction_log import open_engine
 from ..registry import Registry
 from ..store import open_store
 from . import metrics, ops, predict, v2
 from .auth import install_auth
-from .codecs import CodecError
 from .holder import ModelHolder
 from .log_writer import PredictionLogWriter
 from .state import ServiceState

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from flask import Flask, Request, request
 
 from ..config import Settings
-from .codecs import CodecError
+from ..errors import CodecError
 
 SCORING = {"predict.predict", "v2.infer", "predict.feedback"}
 ADMIN = {"ops.reload"}

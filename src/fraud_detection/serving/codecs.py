@@ -10,6 +10,7 @@ import orjson
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
+from ..errors import CodecError
 from ..schema import FEATURES, N_FEATURES
 
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -18,26 +19,6 @@ Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 AMOUNT = FEATURES.index("Amount")
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 V2_DATATYPES = {"FP32": np.float32, "FP64": np.float64}
-STATUS_REASONS = {415: "unsupported_media_type", 413: "too_large", 401: "unauthorized"}
-
-
-class CodecError(ValueError):
-    """A request the service cannot score; becomes a 4xx JSON error naming the field."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        status: int = 400,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.status = status
-        if reason is None and status == 400:
-            reason = "invalid_field" if field else "invalid_request"
-        self.reason = reason or STATUS_REASONS.get(status, f"http_{status}")
 
 
 class _Base(BaseModel):

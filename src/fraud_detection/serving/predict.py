@@ -4,10 +4,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from ..prediction_log import PredictionLogError, store_labels
+from ..errors import CodecError, PredictionLogError
+from ..prediction_log import store_labels
 from ..registry import CHALLENGER, CHAMPION
 from . import metrics
-from .codecs import CodecError, decode_feedback, decode_predict
+from .codecs import decode_feedback, decode_predict
 from .log_writer import new_batch
 from .model import LoadedModel
 from .routing import route

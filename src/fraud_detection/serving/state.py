@@ -10,7 +10,8 @@ from flask import Response, current_app, request
 from prometheus_client import CollectorRegistry
 
 from ..config import Settings
-from .codecs import CodecError, parse_json
+from ..errors import CodecError
+from .codecs import parse_json
 from .holder import ModelHolder
 from .log_writer import PredictionLogWriter
 from .model import LoadedModel

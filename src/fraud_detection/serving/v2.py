@@ -6,8 +6,9 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from .. import __version__
+from ..errors import CodecError
 from ..schema import N_FEATURES
-from .codecs import CodecError, decode_v2, requested_outputs
+from .codecs import decode_v2, requested_outputs
 from .log_writer import new_batch
 from .model import LoadedModel
 from .scoring import observe_latency, score

@@ -1,12 +1,21 @@
-"""gunicorn settings for the service, from the environment (used by `fraud serve`)."""
+"""gunicorn settings for the service, from the environment (`fraud serve` and the image).
+
+It reads only the settings: importing the application here would load Flask, onnxruntime and
+the metric files into the master, where onnxruntime's threads abort on SIGTERM and the metric
+files would be created before `on_starting` makes their folder.
+"""
 
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-bind = f"{os.environ.get('FRAUD_HOST', '127.0.0.1')}:{os.environ.get('FRAUD_PORT', '5000')}"
-workers = int(os.environ.get("FRAUD_WORKERS", "2"))
+from fraud_detection.config import get_settings
+
+_settings = get_settings()
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+wsgi_app = "fraud_detection.serving.wsgi:app"
 # Scoring is CPU-bound (onnxruntime with one intra-op thread): one request per process at a
 # time is the fastest plan; a second thread only covers slow clients and metrics scrapes.
 worker_class = "gthread"
@@ -22,7 +31,7 @@ preload_app = False
 # The runtime control socket is one fixed path per user: several services (or tests) on one
 # host would take it from each other, and nothing here uses it.
 control_socket_disable = True
-accesslog = "-" if os.environ.get("FRAUD_ACCESS_LOG") == "1" else None
+accesslog = "-" if _settings.access_log else None
 errorlog = "-"
 
 
