@@ -4,7 +4,10 @@ One run, one machine, the same gunicorn settings (src/fraud_detection/gunicorn_c
 for: (a) Flask that only parses JSON, (b) our service logging to SQLite, (b') the same logging
 to PostgreSQL (when one answers at --postgres), (c) Flask + pandas + scikit-learn predict_proba
 on the same forest. Load comes from wrk (Debian package `wrk`).
+With --baseline REV, (b) also runs as it was at git revision REV, in the same rounds, so a
+change's cost is a ratio measured in one run.
 Usage: python benchmarks/serve_bench.py [--data PATH] [--seconds 15] [--connections 4]
+       [--baseline REV]
 """
 
 import argparse
@@ -41,17 +44,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(app: str, env: dict[str, str], port: int, body: str) -> subprocess.Popen[bytes]:
-    """gunicorn with the service's config, serving `app`, ready when it scores `body`."""
+def start(
+    app: str, env: dict[str, str], port: int, body: str, tree: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """gunicorn with the service's config, serving `app` from the source `tree`, ready when it
+    scores `body`."""
     env = {
         **os.environ,
         **env,
         "FRAUD_PORT": str(port),
         "FRAUD_WORKERS": "2",
-        "PYTHONPATH": f"{HERE}:{REPO}",
+        "PYTHONPATH": f"{HERE}:{tree}:{tree / 'src'}",
     }
+    conf = CONF if tree == REPO else tree / "gunicorn.conf.py"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(CONF), app],
+        [sys.executable, "-m", "gunicorn", "-c", str(conf), app],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -179,6 +186,7 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="A PostgreSQL server for the prediction-log row (a scratch database is made).",
     )
+    parser.add_argument("--baseline", help="Also run (b) as it was at this git revision.")
     args = parser.parse_args()
 
     from fraud_detection.data import load_dataset, time_split
@@ -193,39 +201,61 @@ def main() -> None:
         {"transaction_id": "bench-1", **dict(zip(FEATURES, x_test[0].tolist(), strict=True))}
     )
 
-    apps = {
-        "(a) Flask floor: parse JSON, return a constant": ("floor_app:app", {}),
+    ours = {
+        "FRAUD_MODEL_STORE": str(store),
+        "FRAUD_SERVING_CACHE": str(tmp / "cache-b"),
+        "DATABASE_URL": f"sqlite:///{tmp / 'predictions.db'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
+    }
+    apps: dict[str, tuple[str, dict[str, str], Path]] = {
+        "(a) Flask floor: parse JSON, return a constant": ("floor_app:app", {}, REPO),
         "(b) our /predict (validation, ONNX, metrics, SQLite prediction log)": (
             "app:app",
-            {
-                "FRAUD_MODEL_STORE": str(store),
-                "FRAUD_SERVING_CACHE": str(tmp / "cache-b"),
-                "DATABASE_URL": f"sqlite:///{tmp / 'predictions.db'}",
-                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
-            },
+            ours,
+            REPO,
         ),
         "(c) common: pandas DataFrame + scikit-learn": (
             "sklearn_app:app",
             {"BENCH_STORE": str(store), "BENCH_CACHE": str(tmp / "cache-c")},
+            REPO,
         ),
     }
+    baseline_name = f"(b0) (b) at {args.baseline}"
+    if args.baseline:
+        tree = tmp / "baseline"
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.baseline],
+            check=True,
+            capture_output=True,
+        )
+        apps[baseline_name] = (
+            "app:app",
+            {
+                **ours,
+                "FRAUD_SERVING_CACHE": str(tmp / "cache-b0"),
+                "DATABASE_URL": f"sqlite:///{tmp / 'predictions-b0.db'}",
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom-b0"),
+            },
+            tree,
+        )
     postgres = scratch_postgres_database(args.postgres)
     if postgres:
         apps["(b') the same, PostgreSQL prediction log"] = (
             "app:app",
             {
-                **apps["(b) our /predict (validation, ONNX, metrics, SQLite prediction log)"][1],
+                **ours,
                 "DATABASE_URL": postgres,
                 "FRAUD_SERVING_CACHE": str(tmp / "cache-b2"),
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom2"),
             },
+            REPO,
         )
     http: dict[str, dict[str, float]] = {}
     # Two interleaved rounds, best of each: a noisy neighbour then hurts no app alone.
     for _ in range(2):
-        for name, (app, env) in apps.items():
+        for name, (app, env, tree) in apps.items():
             port = free_port()
-            proc = start(app, env, port, body)
+            proc = start(app, env, port, body, tree)
             try:
                 wrk(port, body, 2, args.connections)  # warm-up
                 run = wrk(port, body, args.seconds, args.connections)
@@ -242,6 +272,8 @@ def main() -> None:
 
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {postgres.rsplit('/', 1)[1]} WITH (FORCE)")  # type: ignore[arg-type]
+    if args.baseline:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
     inproc = in_process(store, tmp / "cache-i", x_test)
     print(inproc)
 
@@ -252,6 +284,12 @@ def main() -> None:
         "(b) >= 10 x (c) requests/s": (b["rps"] / c["rps"], b["rps"] / c["rps"] >= 10),
         "p99 of (b) < 10 ms": (b["p99"], b["p99"] < 10),
     }
+    if args.baseline:
+        ratio = b["rps"] / http[baseline_name]["rps"]
+        checks[f"(b) >= 0.95 x (b0) requests/s (no slower than {args.baseline})"] = (
+            ratio,
+            ratio >= 0.95,
+        )
     body_md = "\n".join(
         [
             "gunicorn: 2 workers (gthread, 2 threads each), same config for all; "
@@ -291,7 +329,10 @@ def main() -> None:
             f"{inproc['onnx_batch_rows_s'] / inproc['sklearn_batch_rows_s']:.1f}x |",
         ]
     )
-    write_section("Serving speed", "python benchmarks/serve_bench.py", body_md)
+    command = "python benchmarks/serve_bench.py" + (
+        f" --baseline {args.baseline}" if args.baseline else ""
+    )
+    write_section("Serving speed", command, body_md)
     print(body_md)
 
 

@@ -1,14 +1,21 @@
-"""Shared fixtures: the real dataset path, a moto S3 server over HTTP, store URIs of both kinds."""
+"""Shared fixtures: the real dataset, a moto S3 server over HTTP, store URIs of both kinds,
+a trained store, and the service's `app` and `client`."""
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from moto.server import ThreadedMotoServer
 
+from fraud_detection.config import Settings
 from fraud_detection.fetch import fetch_dataset
+from fraud_detection.serving import close_app, create_app
 from postgres_helpers import PrivatePostgres
+from serving_helpers import train_into
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "creditcard.csv.gz"
@@ -84,3 +91,56 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server: PrivatePostgres = request.getfixturevalue("private_postgres")
     with server.database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with versions 1 (champion) and 2 (challenger), made by `fraud train`."""
+    store = tmp_path_factory.mktemp("serving") / "store"
+    train_into(store, promote=True)
+    train_into(store)
+    return store
+
+
+@pytest.fixture
+def store(trained_store: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained store, so a test may promote, corrupt or break it."""
+    copy = tmp_path / "store"
+    shutil.copytree(trained_store, copy)
+    return copy
+
+
+MakeApp = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[MakeApp]:
+    """Builds services on a store with the test's own cache and log; closes them all after."""
+    apps: list[Flask] = []
+
+    def build(store: Path | str, **overrides: object) -> Flask:
+        values: dict[str, object] = {
+            "model_store": str(store),
+            "serving_cache": tmp_path / "cache",
+            "reload_interval": 3600,
+            "database_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+            **overrides,
+        }
+        app = create_app(Settings(**values))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        close_app(app)
+
+
+@pytest.fixture
+def app(make_app: MakeApp, store: Path) -> Flask:
+    """The service on a private copy of the trained store."""
+    return make_app(store)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

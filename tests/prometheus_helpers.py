@@ -15,19 +15,18 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
-T = TypeVar("T")
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
@@ -63,20 +62,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(
-    predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = ""
-) -> T:
-    """Poll `predicate` until it returns a truthy value (returned) or `timeout` s pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not true after {timeout} s: {what or predicate}")
-        time.sleep(interval)
 
 
 def _answers(url: str) -> bool:

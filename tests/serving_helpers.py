@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 
 from fraud_detection.cli import cli
 from fraud_detection.schema import FEATURES
@@ -80,3 +81,16 @@ def metric_sum(text: str, name: str) -> float:
     """The sum of every sample of `name` in a Prometheus exposition."""
     pattern = re.compile(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", re.M)
     return sum(float(v) for v in pattern.findall(text))
+
+
+def sample(name: str, **labels: str) -> float:
+    """This process's value of one metric sample (0 when it was never set)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def scored(version: str, variant: str) -> float:
+    """Transactions this process scored with `version` as `variant`, both decisions."""
+    return sum(
+        sample("fraud_predictions_total", model_version=version, variant=variant, decision=d)
+        for d in ("fraud", "legit")
+    )

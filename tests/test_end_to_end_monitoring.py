@@ -21,9 +21,9 @@ from prometheus_helpers import (
     query,
     running_prometheus,
     running_pushgateway,
-    wait_for,
 )
 from serving_helpers import serve, transaction
+from waiting import wait_for
 
 REPLAYED = 6_000
 # Grafana fills $__rate_interval in; a window this long holds every scrape of the test.

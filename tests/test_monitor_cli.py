@@ -11,7 +11,7 @@ from fraud_detection.config import Settings
 from fraud_detection.data import make_synthetic, time_split
 from fraud_detection.prediction_log import count_rows, open_engine
 from fraud_detection.schema import FEATURES
-from fraud_detection.serving import create_app
+from fraud_detection.serving import close_app, create_app
 from serving_helpers import train_into
 
 
@@ -44,9 +44,8 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     labels = [{"transaction_id": f"m{i}", "label": int(c)} for i, c in enumerate(new.Class)]
     assert client.post("/feedback", json={"labels": labels[:1000]}).status_code == 200
     assert client.post("/feedback", json={"labels": labels[1000:]}).status_code == 200
-    app.extensions["fraud"].prediction_log.close()
+    close_app(app)
     assert count_rows(open_engine(url)) == len(instances)
-    app.extensions["fraud"].holder.stop()
     return store, url
 
 

@@ -42,8 +42,8 @@ from prometheus_helpers import (
     require_binary,
     running_prometheus,
     running_pushgateway,
-    wait_for,
 )
+from waiting import wait_for
 
 
 def promtool(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,5 @@
 """The prediction log and /feedback on SQLite and PostgreSQL, in-process."""
 
-import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,7 +7,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
 
-from fraud_detection.config import Settings
+from conftest import MakeApp
 from fraud_detection.prediction_log import (
     count_rows,
     ensure_schema,
@@ -19,46 +17,19 @@ from fraud_detection.prediction_log import (
     utc_now,
 )
 from fraud_detection.schema import COLUMNS
-from fraud_detection.serving import create_app, metrics
-from serving_helpers import train_into, transaction
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("log") / "store"
-    train_into(store, promote=True)
-    return store
-
-
-def build_app(store: Path, tmp_path: Path, database_url: str, **overrides: object) -> Flask:
-    settings = Settings(
-        model_store=str(store),
-        serving_cache=tmp_path / "cache",
-        reload_interval=3600,
-        database_url=database_url,
-        **overrides,
-    )
-    return create_app(settings)
+from fraud_detection.serving import metrics
+from serving_helpers import transaction
+from waiting import wait_for
 
 
 @pytest.fixture
-def app(store: Path, tmp_path: Path, database_url: str) -> Iterator[Flask]:
-    app = build_app(store, tmp_path, database_url)
-    yield app
-    app.extensions["fraud"].holder.stop()
-    app.extensions["fraud"].prediction_log.close()
+def app(make_app: MakeApp, store: Path, database_url: str) -> Flask:
+    return make_app(store, database_url=database_url)
 
 
 @pytest.fixture
 def engine(database_url: str) -> Engine:
     return open_engine(database_url)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def rows_in(engine: Engine) -> int:
@@ -159,9 +130,9 @@ def test_bad_feedback_gets_400_naming_the_field(
 
 
 def test_a_full_buffer_drops_rows_and_counts_them(
-    store: Path, tmp_path: Path, database_url: str
+    make_app: MakeApp, store: Path, database_url: str
 ) -> None:
-    app = build_app(store, tmp_path, database_url, log_capacity=3)
+    app = make_app(store, database_url=database_url, log_capacity=3)
     writer = app.extensions["fraud"].prediction_log
     writer.close()  # no writer thread: every row stays in the buffer
     client = app.test_client()
@@ -173,14 +144,13 @@ def test_a_full_buffer_drops_rows_and_counts_them(
     assert statuses == [200, 200, 200]
     # The first batch fits (2 of 3 rows); the next two would overflow and are counted.
     assert metrics.LOG_DROPPED._value.get() - before == 4
-    app.extensions["fraud"].holder.stop()
 
 
 def test_a_down_database_never_fails_scoring_and_feedback_says_503(
-    store: Path, tmp_path: Path
+    make_app: MakeApp, store: Path
 ) -> None:
     # Nothing listens on port 1: every connection is refused at once.
-    app = build_app(store, tmp_path, "postgresql://nobody@127.0.0.1:1/none")
+    app = make_app(store, database_url="postgresql://nobody@127.0.0.1:1/none")
     client = app.test_client()
     before = metrics.LOG_DROPPED._value.get()
     assert client.post("/predict", json=transaction()).status_code == 200
@@ -189,7 +159,6 @@ def test_a_down_database_never_fails_scoring_and_feedback_says_503(
     assert response.get_json()["error"]["code"] == "prediction_log_unavailable"
     app.extensions["fraud"].prediction_log.close(timeout=10)
     assert metrics.LOG_DROPPED._value.get() - before == 1
-    app.extensions["fraud"].holder.stop()
 
 
 def test_an_older_table_gets_the_columns_added_since(database_url: str) -> None:

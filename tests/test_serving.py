@@ -3,66 +3,24 @@
 import json
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client import REGISTRY
 
-from fraud_detection.config import Settings
+from conftest import MakeApp
 from fraud_detection.registry import Registry
 from fraud_detection.schema import FEATURES
-from fraud_detection.serving import create_app
 from fraud_detection.store import open_store
-from serving_helpers import train_into, transaction
-
-
-@pytest.fixture(scope="module")
-def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with versions 1 (champion) and 2 (challenger), made by `fraud train`."""
-    store = tmp_path_factory.mktemp("serving") / "store"
-    train_into(store, promote=True)
-    train_into(store)
-    return store
-
-
-@pytest.fixture
-def store(trained_store: Path, tmp_path: Path) -> Path:
-    """A private copy, so tests may promote, corrupt or break it."""
-    copy = tmp_path / "store"
-    shutil.copytree(trained_store, copy)
-    return copy
-
-
-def make_app(store: Path | str, tmp_path: Path, **overrides: object) -> Flask:
-    values: dict[str, object] = {
-        "reload_interval": 3600,
-        "database_url": f"sqlite:///{tmp_path / 'predictions.db'}",
-        **overrides,
-    }
-    settings = Settings(model_store=str(store), serving_cache=tmp_path / "cache", **values)
-    return create_app(settings)
-
-
-@pytest.fixture
-def app(store: Path, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(store, tmp_path)
-    yield app
-    app.extensions["fraud"].holder.stop()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+from serving_helpers import sample, scored, train_into, transaction
+from waiting import wait_for
 
 
 def registry(store: Path) -> Registry:
     return Registry(open_store(str(store)), "fraud-detector")
 
 
-def test_single_transaction_is_scored(client: FlaskClient) -> None:
+def test_single_transaction_isscored(client: FlaskClient) -> None:
     response = client.post("/predict", json=transaction(transaction_id="tx-1"))
     assert response.status_code == 200
     body = response.get_json()
@@ -265,34 +223,21 @@ def test_openapi_document_describes_the_endpoints(client: FlaskClient) -> None:
     assert transaction_schema["additionalProperties"] is True
 
 
-def _sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def _scored(version: str, variant: str) -> float:
-    return sum(
-        _sample("fraud_predictions_total", model_version=version, variant=variant, decision=d)
-        for d in ("fraud", "legit")
-    )
-
-
 def test_metrics_count_predictions_and_errors(client: FlaskClient) -> None:
     before = sum(
-        _sample("fraud_predictions_total", model_version="1", variant="champion", decision=d)
+        sample("fraud_predictions_total", model_version="1", variant="champion", decision=d)
         for d in ("fraud", "legit")
     )
-    errors_before = _sample(
-        "fraud_request_errors_total", endpoint="predict", reason="invalid_field"
-    )
+    errors_before = sample("fraud_request_errors_total", endpoint="predict", reason="invalid_field")
     client.post("/predict", json={"instances": [transaction()] * 5})
     client.post("/predict", json=transaction(V1="x"))
     after = sum(
-        _sample("fraud_predictions_total", model_version="1", variant="champion", decision=d)
+        sample("fraud_predictions_total", model_version="1", variant="champion", decision=d)
         for d in ("fraud", "legit")
     )
     assert after - before == 5
     assert (
-        _sample("fraud_request_errors_total", endpoint="predict", reason="invalid_field")
+        sample("fraud_request_errors_total", endpoint="predict", reason="invalid_field")
         - errors_before
         == 1
     )
@@ -307,8 +252,8 @@ def test_metrics_count_predictions_and_errors(client: FlaskClient) -> None:
         assert name in text
 
 
-def test_auth_tokens_guard_scoring_and_admin(store: Path, tmp_path: Path) -> None:
-    app = make_app(store, tmp_path, api_tokens="s3cret,other", admin_token="adm")
+def test_auth_tokens_guard_scoring_and_admin(store: Path, make_app: MakeApp) -> None:
+    app = make_app(store, api_tokens="s3cret,other", admin_token="adm")
     client = app.test_client()
     assert client.post("/predict", json=transaction()).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
@@ -318,12 +263,11 @@ def test_auth_tokens_guard_scoring_and_admin(store: Path, tmp_path: Path) -> Non
     assert client.post("/admin/reload", headers=ok).status_code == 401
     assert client.post("/admin/reload", headers={"Authorization": "Bearer adm"}).status_code == 200
     assert client.get("/v2/health/ready").status_code == 200, "health needs no token"
-    app.extensions["fraud"].holder.stop()
 
 
-def test_not_ready_until_a_model_exists_then_loads(tmp_path: Path) -> None:
+def test_not_ready_until_a_model_exists_then_loads(tmp_path: Path, make_app: MakeApp) -> None:
     empty = tmp_path / "empty-store"
-    app = make_app(empty, tmp_path)
+    app = make_app(empty)
     client = app.test_client()
     assert client.get("/v2/health/ready").status_code == 503
     assert client.post("/predict", json=transaction()).status_code == 503
@@ -331,21 +275,20 @@ def test_not_ready_until_a_model_exists_then_loads(tmp_path: Path) -> None:
     assert client.post("/admin/reload").status_code == 200
     assert client.get("/v2/health/ready").status_code == 200
     assert client.post("/predict", json=transaction()).status_code == 200
-    app.extensions["fraud"].holder.stop()
 
 
-def test_restart_during_a_store_outage_serves_the_cached_model(store: Path, tmp_path: Path) -> None:
-    first = make_app(store, tmp_path)
-    first.extensions["fraud"].holder.stop()
+def test_restart_during_a_store_outage_serves_the_cached_model(
+    store: Path, make_app: MakeApp
+) -> None:
+    make_app(store)  # fills the local cache
     shutil.rmtree(store)
     (store.parent / "store").write_text("not a folder: the store is broken")
-    restarted = make_app(store, tmp_path)
+    restarted = make_app(store)
     client = restarted.test_client()
     assert client.get("/v2/health/ready").status_code == 200
     body = client.get("/models").get_json()
     assert body["champion"]["version"] == "1" and body["champion"]["source"] == "local cache"
     assert client.post("/predict", json=transaction()).status_code == 200
-    restarted.extensions["fraud"].holder.stop()
 
 
 def test_corrupted_new_champion_is_refused_and_the_old_one_kept(
@@ -356,16 +299,16 @@ def test_corrupted_new_champion_is_refused_and_the_old_one_kept(
     alias = store / "models/fraud-detector/aliases/champion.json"
     pointer = json.loads(alias.read_text())
     alias.write_text(json.dumps({**pointer, "version": "2"}))
-    failures = _sample("fraud_model_reloads_total", result="failure")
+    failures = sample("fraud_model_reloads_total", result="failure")
     assert client.post("/admin/reload").status_code == 502
     assert client.post("/predict", json=transaction()).get_json()["model_version"] == "1"
-    assert _sample("fraud_model_reloads_total", result="failure") == failures + 1
+    assert sample("fraud_model_reloads_total", result="failure") == failures + 1
 
 
 def test_hot_reload_under_traffic_switches_versions_without_errors(
-    store: Path, tmp_path: Path
+    store: Path, make_app: MakeApp
 ) -> None:
-    app = make_app(store, tmp_path, reload_interval=0.05)
+    app = make_app(store, reload_interval=0.05)
     client = app.test_client()
     reg = registry(store)
     seen: list[str] = []
@@ -385,34 +328,21 @@ def test_hot_reload_under_traffic_switches_versions_without_errors(
     try:
         for target in ("2", "1"):
             reg.promote(target, reason="test")
-            _wait_for(lambda t=target: bool(seen) and seen[-1] == t)
+            wait_for(lambda t=target: bool(seen) and seen[-1] == t, timeout=20, interval=0.01)
     finally:
         stop.set()
         worker.join()
-        app.extensions["fraud"].holder.stop()
     assert not failures
     switches = [v for i, v in enumerate(seen) if i == 0 or seen[i - 1] != v]
     assert switches == ["1", "2", "1"]
 
 
-def _wait_for(condition: object, timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
-def test_admin_is_closed_when_only_scoring_tokens_are_set(store: Path, tmp_path: Path) -> None:
-    app = make_app(store, tmp_path, api_tokens="s3cret")
+def test_admin_is_closed_when_only_scoring_tokens_are_set(store: Path, make_app: MakeApp) -> None:
+    app = make_app(store, api_tokens="s3cret")
     client = app.test_client()
     token = {"Authorization": "Bearer s3cret"}
     assert client.post("/predict", json=transaction(), headers=token).status_code == 200
     assert client.post("/admin/reload", headers=token).status_code == 401
-    app.extensions["fraud"].holder.stop()
 
 
 def test_serving_follows_a_rollback_on_its_next_reload(client: FlaskClient, store: Path) -> None:
@@ -427,9 +357,9 @@ def test_serving_follows_a_rollback_on_its_next_reload(client: FlaskClient, stor
 
 
 def test_challenger_traffic_is_a_sticky_share_by_transaction_id(
-    store: Path, tmp_path: Path
+    store: Path, make_app: MakeApp
 ) -> None:
-    app = make_app(store, tmp_path, challenger_traffic=0.2)
+    app = make_app(store, challenger_traffic=0.2)
     client = app.test_client()
     instances = [transaction(transaction_id=f"ab-{i}") for i in range(1000)]
     first = client.post("/predict", json={"instances": instances}).get_json()["predictions"]
@@ -438,14 +368,14 @@ def test_challenger_traffic_is_a_sticky_share_by_transaction_id(
     assert 0.15 < versions.count("2") / len(versions) < 0.25
     assert [p["model_version"] for p in again] == versions[:300]
     assert [p["transaction_id"] for p in first] == [f"ab-{i}" for i in range(1000)]
-    assert _scored("2", "challenger") == versions.count("2") + versions[:300].count("2")
-    app.extensions["fraud"].holder.stop()
+    assert scored("2", "challenger") == versions.count("2") + versions[:300].count("2")
 
 
-def test_shadow_scores_with_both_and_answers_with_the_champion(store: Path, tmp_path: Path) -> None:
-    app = make_app(store, tmp_path, shadow=True)
-    before = _scored("2", "shadow")
+def test_shadow_scores_with_both_and_answers_with_the_champion(
+    store: Path, make_app: MakeApp
+) -> None:
+    app = make_app(store, shadow=True)
+    before = scored("2", "shadow")
     body = app.test_client().post("/predict", json={"instances": [transaction()] * 5}).get_json()
     assert {p["model_version"] for p in body["predictions"]} == {"1"}
-    assert _scored("2", "shadow") - before == 5
-    app.extensions["fraud"].holder.stop()
+    assert scored("2", "shadow") - before == 5

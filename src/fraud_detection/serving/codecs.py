@@ -1,17 +1,26 @@
-"""Wire formats to numpy: /predict JSON and Open Inference Protocol V2 tensors, validated."""
+"""Wire formats to numpy and back: /predict JSON, Open Inference Protocol V2 tensors, feedback.
+
+Each `decode_*` validates a request into what the data plane takes (errors name the field);
+each `encode_*` turns the data plane's answer into the response body.
+"""
 
 import difflib
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
 import orjson
+from flask import Request, Response
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
+from .. import __version__
 from ..errors import CodecError
 from ..schema import FEATURES, N_FEATURES
+from .dataplane import Prediction
+from .model import LoadedModel
 
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # A refund is not a card payment: negative amounts are outside what the model was trained on.
@@ -19,6 +28,7 @@ Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 AMOUNT = FEATURES.index("Amount")
 TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 V2_DATATYPES = {"FP32": np.float32, "FP64": np.float64}
+V2_OUTPUTS = ("probabilities", "is_fraud")
 
 
 class _Base(BaseModel):
@@ -36,11 +46,36 @@ Transaction: type[_Base] = create_model(  # type: ignore[call-overload]
 
 @dataclass(frozen=True)
 class PredictRequest:
-    """Validated /predict input: the feature matrix and one id (or None) per row."""
+    """Validated /predict input: the feature matrix and one id per row (given or generated)."""
 
     x: NDArray[np.float32]
-    ids: list[str | None]
+    ids: list[str]
     batch: bool
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """Validated V2 input: the [N, 30] matrix, the request id, row ids, the outputs asked for."""
+
+    x: NDArray[np.float32]
+    request_id: str | None
+    ids: list[str]
+    outputs: tuple[str, ...]
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON response serialised by orjson (the hot path's largest fixed cost otherwise)."""
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def json_body(request: Request) -> Any:
+    """The parsed JSON body; 415 for any other content type."""
+    if request.mimetype != "application/json":
+        raise CodecError(
+            f"content type must be application/json, got {request.mimetype or 'none'!r}",
+            status=415,
+        )
+    return parse_json(request.get_data(cache=False))
 
 
 def parse_json(body: bytes) -> Any:
@@ -95,8 +130,9 @@ def _batch(document: Any, key: str, max_batch: int) -> list[Any] | None:
     return items
 
 
-def decode_predict(document: Any, max_batch: int) -> PredictRequest:
+def decode_predict(request: Request, max_batch: int) -> PredictRequest:
     """One transaction object, or {"instances": [...]} with 1..max_batch of them."""
+    document = json_body(request)
     instances = _batch(document, "instances", max_batch)
     if instances is not None:
         rows = [_transaction(raw, i) for i, raw in enumerate(instances)]
@@ -105,11 +141,40 @@ def decode_predict(document: Any, max_batch: int) -> PredictRequest:
         rows = [_transaction(document, None)]
         batch = False
     x = np.array([[getattr(t, name) for name in FEATURES] for t in rows], dtype=np.float32)
-    return PredictRequest(x=x, ids=[t.transaction_id for t in rows], batch=batch)
+    ids = [t.transaction_id or uuid.uuid4().hex for t in rows]
+    return PredictRequest(x=x, ids=ids, batch=batch)
 
 
-def decode_v2(document: Any, max_batch: int) -> tuple[NDArray[np.float32], str | None]:
-    """An Open Inference Protocol request with one [N, 30] FP32/FP64 tensor; (x, request id)."""
+def encode_predict(prediction: Prediction, batch: bool) -> Response:
+    """Per transaction: id, probability, decision, and the threshold and version that decided."""
+    answers = [
+        {
+            "transaction_id": tid,
+            "fraud_probability": round(p, 6),
+            "is_fraud": flag,
+            "threshold": model.threshold,
+            "model_version": model.version,
+        }
+        for tid, p, flag, model in prediction.answers()
+    ]
+    if not batch:
+        return json_response(answers[0])
+    return json_response({"predictions": answers, "model_version": prediction.model.version})
+
+
+def decode_v2(request: Request, max_batch: int) -> InferRequest:
+    """An Open Inference Protocol request with one [N, 30] FP32/FP64 tensor."""
+    document = json_body(request)
+    x = _v2_tensor(document, max_batch)
+    request_id = document.get("id")
+    request_id = request_id if isinstance(request_id, str) else None
+    # V2 has no per-row ids: rows are "<request id>:<row>", which /feedback accepts.
+    prefix = request_id or uuid.uuid4().hex
+    ids = [f"{prefix}:{row}" for row in range(len(x))]
+    return InferRequest(x, request_id, ids, _requested_outputs(document))
+
+
+def _v2_tensor(document: Any, max_batch: int) -> NDArray[np.float32]:
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
         raise CodecError("body must be an object with an 'inputs' list", field="inputs")
     if len(document["inputs"]) != 1 or not isinstance(document["inputs"][0], dict):
@@ -148,12 +213,12 @@ def decode_v2(document: Any, max_batch: int) -> tuple[NDArray[np.float32], str |
     if (x[:, AMOUNT] < 0).any():
         row = int(np.argmax(x[:, AMOUNT] < 0))
         raise CodecError(f"data row {row}, Amount must be >= 0", field="Amount")
-    request_id = document.get("id")
-    return x.astype(np.float32), request_id if isinstance(request_id, str) else None
+    return x.astype(np.float32)
 
 
-def requested_outputs(document: dict[str, Any], available: tuple[str, ...]) -> tuple[str, ...]:
+def _requested_outputs(document: dict[str, Any]) -> tuple[str, ...]:
     """The outputs a V2 request names (all of them when it names none)."""
+    available = V2_OUTPUTS
     wanted = document.get("outputs")
     if wanted is None:
         return available
@@ -176,8 +241,9 @@ class Label(BaseModel):
     label: Annotated[int, Field(strict=True, ge=0, le=1)]
 
 
-def decode_feedback(document: Any, max_batch: int) -> dict[str, int]:
+def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
     """One {transaction_id, label}, or {"labels": [...]}; the last label of an id wins."""
+    document = json_body(request)
     items = _batch(document, "labels", max_batch)
     indexed: list[tuple[int | None, Any]] = (
         list(enumerate(items)) if items is not None else [(None, document)]
@@ -201,3 +267,73 @@ def decode_feedback(document: Any, max_batch: int) -> dict[str, int]:
             ) from exc
         labels[item.transaction_id] = item.label
     return labels
+
+
+def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Response:
+    """The V2 response: the requested output tensors in request order."""
+    answers = prediction.answers()
+    rows = len(answers)
+    tensors = {
+        "probabilities": {
+            "name": "probabilities",
+            "shape": [rows],
+            "datatype": "FP32",
+            "data": [round(p, 6) for _, p, _, _ in answers],
+        },
+        "is_fraud": {
+            "name": "is_fraud",
+            "shape": [rows],
+            "datatype": "BOOL",
+            "data": [flag for _, _, flag, _ in answers],
+        },
+    }
+    model = prediction.model
+    parameters: dict[str, Any] = {"threshold": model.threshold}
+    versions = [m.version for _, _, _, m in answers]
+    if any(v != model.version for v in versions):
+        # A/B routing answered some rows with the challenger: say which, row by row.
+        parameters["row_model_versions"] = versions
+    body: dict[str, Any] = {
+        "model_name": name,
+        "model_version": model.version,
+        "outputs": [tensors[n] for n in request.outputs],
+        "parameters": parameters,
+    }
+    if request.request_id is not None:
+        body["id"] = request.request_id
+    return json_response(body)
+
+
+def encode_v2_metadata(name: str, model: LoadedModel) -> dict[str, Any]:
+    """V2 model metadata: the input tensor, the outputs, the feature order and threshold."""
+    return {
+        "name": name,
+        "versions": [model.version],
+        "platform": "onnx",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1]},
+            {"name": "is_fraud", "datatype": "BOOL", "shape": [-1]},
+        ],
+        "parameters": {"features": model.manifest["features"], "threshold": model.threshold},
+    }
+
+
+def encode_server_metadata() -> dict[str, Any]:
+    """V2 server metadata."""
+    return {"name": "fraud-detection", "version": __version__, "extensions": []}
+
+
+def encode_model(model: LoadedModel | None) -> dict[str, Any] | None:
+    """What an operator wants to know about a served model."""
+    if model is None:
+        return None
+    return {
+        "version": model.version,
+        "threshold": model.threshold,
+        "metrics": model.manifest.get("metrics", {}).get("test"),
+        "created_at": model.manifest.get("created_at"),
+        "loaded_at": model.loaded_at,
+        "source": model.source,
+        "synthetic": model.manifest.get("data", {}).get("synthetic", False),
+    }

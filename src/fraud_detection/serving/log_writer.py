@@ -12,15 +12,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Engine
 
-from ..prediction_log import ensure_schema, insert_predictions, utc_now
+from ..prediction_log import ensure_schema, insert_predictions
 from . import metrics
-from .scoring import Scored
+
+if TYPE_CHECKING:  # the data plane imports this module to log what it scored
+    from .dataplane import Scored
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
@@ -30,7 +32,7 @@ MAX_BACKOFF = 5.0
 class LoggedBatch:
     """One scoring call as the request saw it; expanded into rows off the request path."""
 
-    scored: Scored
+    scored: "Scored"
     x: NDArray[np.float32]
     ids: list[str]
     endpoint: str
@@ -162,11 +164,3 @@ class PredictionLogWriter:
                 continue
             metrics.LOG_WRITTEN.inc(len(rows))
             return
-
-
-def new_batch(
-    scored: Scored, x: NDArray[np.float32], ids: list[str], endpoint: str, started: float
-) -> LoggedBatch:
-    """A scored batch stamped now, with the request's latency so far."""
-    latency_ms = (time.perf_counter() - started) * 1000
-    return LoggedBatch(scored, x, ids, endpoint, utc_now(), latency_ms)

@@ -1,5 +1,10 @@
-"""The WSGI application object gunicorn imports; built from the environment."""
+"""The WSGI application object gunicorn imports, built from the environment."""
 
-from . import create_app
+import atexit
+import logging
 
+from . import close_app, create_app
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 app = create_app()
+atexit.register(close_app, app)

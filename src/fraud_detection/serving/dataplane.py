@@ -1,0 +1,239 @@
+"""Inference independent of the wire format: lookup, readiness, routing, scoring, logging, timing.
+
+Both APIs call one `DataPlane`: `/predict` through `predict`, V2 through `infer`. Routing: with a
+`challenger` alias served, FRAUD_CHALLENGER_TRAFFIC sends that share of rows to it, sticky by a
+stable hash of the row's id (the same transaction meets the same model in every worker);
+FRAUD_SHADOW=1 scores every row with both and answers with the champion.
+"""
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, cast
+
+import numpy as np
+from flask import current_app
+from numpy.typing import NDArray
+
+from ..config import Settings
+from ..errors import PredictionLogError, ServiceError
+from ..prediction_log import store_labels, utc_now
+from ..registry import CHALLENGER, CHAMPION
+from . import metrics
+from .holder import ModelHolder
+from .log_writer import LoggedBatch, PredictionLogWriter
+from .model import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Probabilities and decisions for some rows, and the model and variant that made them."""
+
+    probabilities: NDArray[np.float32]
+    is_fraud: NDArray[np.bool_]
+    model: LoadedModel
+    variant: str
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows of a request one model scored (positions, features, ids); shadow parts are not
+    answered."""
+
+    scored: Scored
+    rows: NDArray[np.intp]
+    x: NDArray[np.float32]
+    ids: list[str]
+    answered: bool = True
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A request's outcome: every row answered by exactly one part, in `model`'s name."""
+
+    model: LoadedModel
+    ids: list[str]
+    parts: list[Part]
+
+    def answers(self) -> list[tuple[str, float, bool, LoadedModel]]:
+        """(id, probability, decision, model) per row, in request order."""
+        rows: list[Any] = [None] * len(self.ids)
+        for part in self.parts:
+            if not part.answered:
+                continue
+            model = part.scored.model
+            for row, tid, p, flag in zip(
+                part.rows.tolist(),
+                part.ids,
+                part.scored.probabilities.tolist(),
+                part.scored.is_fraud.tolist(),
+                strict=True,
+            ):
+                rows[row] = (tid, p, flag, model)
+        return rows
+
+
+def bucket(transaction_id: str) -> float:
+    """A stable position in [0, 1) for an id (Python's hash() differs per process)."""
+    return zlib.crc32(transaction_id.encode()) / 2**32
+
+
+@lru_cache(maxsize=64)
+def _children(version: str, variant: str) -> tuple[Any, Any, Any]:
+    """The labelled metric children of one model version, bound once, not per request."""
+    return (
+        metrics.PREDICTIONS.labels(version, variant, "fraud"),
+        metrics.PREDICTIONS.labels(version, variant, "legit"),
+        metrics.SCORE.labels(version),
+    )
+
+
+def score(model: LoadedModel, x: NDArray[np.float32], variant: str) -> Scored:
+    """Score rows with one model and count the outcome in the service metrics."""
+    probabilities = model.score(x)
+    is_fraud = probabilities >= model.threshold
+    frauds = int(is_fraud.sum())
+    fraud_count, legit_count, score_histogram = _children(model.version, variant)
+    if frauds:
+        fraud_count.inc(frauds)
+    if len(x) - frauds:
+        legit_count.inc(len(x) - frauds)
+    for p in probabilities.tolist():
+        score_histogram.observe(p)
+    return Scored(probabilities, is_fraud, model, variant)
+
+
+class DataPlane:
+    """What both APIs call: the served models, the routing policy and the prediction log."""
+
+    def __init__(
+        self, settings: Settings, holder: ModelHolder, prediction_log: PredictionLogWriter
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.prediction_log = prediction_log
+
+    def start(self) -> None:
+        """Load the models and start the reloader and the log writer."""
+        self.holder.start(self.settings.reload_interval)
+        self.prediction_log.start()
+
+    def close(self) -> None:
+        """Stop the reloader and flush the log: the one shutdown of a worker or a test."""
+        self.holder.stop()
+        self.prediction_log.close()
+
+    @property
+    def ready(self) -> bool:
+        """True once a champion is loaded."""
+        return self.holder.ready
+
+    def champion(self) -> LoadedModel:
+        """The champion, or a 503 while none is loaded."""
+        model = self.holder.champion
+        if model is None:
+            raise ServiceError("no model loaded yet; retry shortly", status=503)
+        return model
+
+    def model(self, name: str, version: str | None = None) -> LoadedModel:
+        """The served model a V2 path names (its champion without a version); 404 or 503."""
+        if name != self.settings.model_name:
+            raise ServiceError(
+                f"unknown model {name!r}; this server serves {self.settings.model_name!r}",
+                status=404,
+            )
+        champion = self.champion()
+        if version is None:
+            return champion
+        for model in (champion, self.holder.challenger):
+            if model is not None and model.version == version:
+                return model
+        raise ServiceError(f"version {version!r} of {name!r} is not served", status=404)
+
+    def predict(
+        self, x: NDArray[np.float32], ids: list[str], endpoint: str, started: float
+    ) -> Prediction:
+        """Score rows addressed to the champion, routed A/B or shadow; log and time them."""
+        champion = self.champion()
+        return self._finish(champion, self._route(x, ids, champion), ids, endpoint, started)
+
+    def infer(
+        self, name: str, version: str | None, x: NDArray[np.float32], ids: list[str], started: float
+    ) -> Prediction:
+        """V2 infer: the champion's rows are routed like /predict's; a named challenger
+        version scores every row itself."""
+        model = self.model(name, version)
+        if model is self.holder.champion:
+            parts = self._route(x, ids, model)
+        else:
+            parts = [Part(score(model, x, CHALLENGER), np.arange(len(x)), x, ids)]
+        return self._finish(model, parts, ids, "v2_infer", started)
+
+    def _route(self, x: NDArray[np.float32], ids: list[str], champion: LoadedModel) -> list[Part]:
+        """Score each row with the model its variant assigns; every row is answered once."""
+        every = np.arange(len(x))
+        challenger = self.holder.challenger
+        if challenger is None or challenger.version == champion.version:
+            return [Part(score(champion, x, CHAMPION), every, x, ids)]
+        if self.settings.shadow:
+            return [
+                Part(score(champion, x, CHAMPION), every, x, ids),
+                Part(score(challenger, x, "shadow"), every, x, ids, answered=False),
+            ]
+        share = self.settings.challenger_traffic
+        to_challenger = np.array([bucket(tid) < share for tid in ids], dtype=bool)
+        parts = []
+        for model, variant, mask in (
+            (champion, CHAMPION, ~to_challenger),
+            (challenger, CHALLENGER, to_challenger),
+        ):
+            if mask.any():
+                rows = every[mask]
+                part_ids = [ids[row] for row in rows.tolist()]
+                parts.append(Part(score(model, x[mask], variant), rows, x[mask], part_ids))
+        return parts
+
+    def _finish(
+        self, model: LoadedModel, parts: list[Part], ids: list[str], endpoint: str, started: float
+    ) -> Prediction:
+        """Queue every part for the prediction log and record the request's latency."""
+        created_at = utc_now()
+        latency_ms = (time.perf_counter() - started) * 1000
+        for part in parts:
+            self.prediction_log.log(
+                LoggedBatch(part.scored, part.x, part.ids, endpoint, created_at, latency_ms)
+            )
+        metrics.LATENCY.labels(endpoint, model.version).observe(time.perf_counter() - started)
+        return Prediction(model, ids, parts)
+
+    def feedback(self, labels: dict[str, int]) -> int:
+        """Store analyst labels by transaction id; 503 (details in the server log) when the
+        database is down."""
+        try:
+            store_labels(self.prediction_log.engine(), labels)
+        except PredictionLogError as exc:
+            log.warning("feedback not stored: %s", exc)
+            raise ServiceError(
+                "prediction log unavailable; retry later",
+                status=503,
+                reason="prediction_log_unavailable",
+            ) from exc
+        frauds = sum(labels.values())
+        if frauds:
+            metrics.FEEDBACK.labels("fraud").inc(frauds)
+        if len(labels) - frauds:
+            metrics.FEEDBACK.labels("legit").inc(len(labels) - frauds)
+        return len(labels)
+
+    def reload(self) -> bool:
+        """Follow the aliases now instead of at the next poll; True on success."""
+        return self.holder.reload()
+
+
+def current_plane() -> DataPlane:
+    """The data plane of the app handling this request."""
+    return cast(DataPlane, current_app.extensions["fraud"])
