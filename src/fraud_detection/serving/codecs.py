@@ -6,7 +6,9 @@ each `encode_*` turns the data plane's answer into the response body.
 
 import difflib
 import json
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -26,9 +28,17 @@ Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # A refund is not a card payment: negative amounts are outside what the model was trained on.
 Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 AMOUNT = FEATURES.index("Amount")
-TransactionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-V2_DATATYPES = {"FP32": np.float32, "FP64": np.float64}
+ID_MAX = 128  # the prediction log's column width
+# Ids are keys in the log and in analysts' tools: printable text, no control characters (a NUL
+# is refused by PostgreSQL, and would take its whole batch with it).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+TransactionId = Annotated[
+    str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
+]
+V2_DATATYPES = {"FP32": "<f4", "FP64": "<f8"}
 V2_OUTPUTS = ("probabilities", "is_fraud")
+# What the model can represent: it scores float32, so a larger magnitude would become Inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class _Base(BaseModel):
@@ -60,7 +70,8 @@ class InferRequest:
     x: NDArray[np.float32]
     request_id: str | None
     ids: list[str]
-    outputs: tuple[str, ...]
+    outputs: tuple[tuple[str, bool], ...]
+    """(name, as binary data) per output, in the order to answer them."""
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -68,14 +79,29 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def json_body(request: Request) -> Any:
-    """The parsed JSON body; 415 for any other content type."""
-    if request.mimetype != "application/json":
+def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
+    if request.mimetype not in allowed:
         raise CodecError(
             f"content type must be application/json, got {request.mimetype or 'none'!r}",
             status=415,
         )
-    return parse_json(request.get_data(cache=False))
+
+
+def read_body(request: Request) -> bytes:
+    """The whole body; 413 when it exceeds the limit, chunked or not."""
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    # A chunked body has no Content-Length to refuse up front, and werkzeug stops reading it
+    # silently at the limit: a body that reaches the limit is refused, never cut and scored.
+    if limit is not None and len(data) >= limit and request.content_length is None:
+        raise CodecError(f"body over {limit} bytes", status=413)
+    return data
+
+
+def json_body(request: Request) -> Any:
+    """The parsed JSON body; 415 for any other content type."""
+    _content_type(request, ("application/json",))
+    return parse_json(read_body(request))
 
 
 def parse_json(body: bytes) -> Any:
@@ -84,11 +110,27 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    # orjson is strict; the standard parser accepts NaN/Infinity, to report them by field.
+    # orjson is strict; the standard parser accepts NaN/Infinity and integers past 64 bits,
+    # to report them by field. It recurses per nesting level, hence RecursionError.
     try:
         return json.loads(body)
+    except RecursionError as exc:
+        raise CodecError("malformed JSON: nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise CodecError(f"malformed JSON: {exc}") from exc
+
+
+def _float32(x: NDArray[np.float64], where: Callable[[int, str], str]) -> NDArray[np.float32]:
+    """`x` as the model's float32; a value it cannot represent is a 400 naming its field
+    (`where(row, feature)` says where it came from)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN compares False: caught with the infinities
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        value = float(x[row, col])
+        problem = "is not finite" if not np.isfinite(value) else "is beyond the float32 range"
+        raise CodecError(f"{where(row, FEATURES[col])}: {value!r} {problem}", field=FEATURES[col])
+    return x.astype(np.float32)
 
 
 def _explain(error: ValidationError, raw: dict[str, Any], index: int | None) -> CodecError:
@@ -101,7 +143,10 @@ def _explain(error: ValidationError, raw: dict[str, Any], index: int | None) -> 
         hint = f" (found '{guess[0]}': misspelt?)" if guess else ""
         return CodecError(f"missing field {where}{field}{hint}", field=field)
     value = raw.get(field) if field else None
-    return CodecError(f"field {where}{field}: {first['msg']} (got {value!r})", field=field)
+    message = first["msg"]
+    if first["type"] == "string_pattern_mismatch":
+        message = "must be printable text (no control characters)"
+    return CodecError(f"field {where}{field}: {message} (got {value!r})", field=field)
 
 
 def _transaction(raw: Any, index: int | None) -> _Base:
@@ -140,7 +185,9 @@ def decode_predict(request: Request, max_batch: int) -> PredictRequest:
     else:
         rows = [_transaction(document, None)]
         batch = False
-    x = np.array([[getattr(t, name) for name in FEATURES] for t in rows], dtype=np.float32)
+    x64 = np.array([[getattr(t, name) for name in FEATURES] for t in rows], dtype=np.float64)
+    prefix = "instances[{row}]." if batch else ""
+    x = _float32(x64, lambda row, name: f"field {prefix.format(row=row)}{name}")
     ids = [t.transaction_id or uuid.uuid4().hex for t in rows]
     return PredictRequest(x=x, ids=ids, batch=batch)
 
@@ -163,25 +210,45 @@ def encode_predict(prediction: Prediction, batch: bool) -> Response:
 
 
 def decode_v2(request: Request, max_batch: int) -> InferRequest:
-    """An Open Inference Protocol request with one [N, 30] FP32/FP64 tensor."""
-    document = json_body(request)
-    x = _v2_tensor(document, max_batch)
+    """An Open Inference Protocol request with one [N, 30] FP32/FP64 tensor, as JSON or with
+    the binary tensor data extension (`Inference-Header-Content-Length`)."""
+    # The reference client (tritonclient) sends no content type at all.
+    _content_type(request, ("", "application/json", "application/octet-stream"))
+    body = read_body(request)
+    header_length = request.headers.get("Inference-Header-Content-Length")
+    if header_length is None:
+        document, binary = parse_json(body), b""
+    else:
+        length = int(header_length) if header_length.isascii() and header_length.isdigit() else -1
+        if not 0 <= length <= len(body):
+            raise CodecError(
+                f"Inference-Header-Content-Length {header_length!r} is not a length within "
+                f"the {len(body)}-byte body"
+            )
+        document, binary = parse_json(body[:length]), body[length:]
+    x = _v2_tensor(document, binary, max_batch)
     request_id = document.get("id")
-    request_id = request_id if isinstance(request_id, str) else None
-    # V2 has no per-row ids: rows are "<request id>:<row>", which /feedback accepts.
+    # The log holds "<request id>:<row>" ids: a request id leaves room for the row number.
+    id_max = ID_MAX - len(f":{max_batch - 1}")
+    if request_id is not None and not (
+        isinstance(request_id, str)
+        and len(request_id) <= id_max
+        and re.fullmatch(ID_PATTERN, request_id)
+    ):
+        raise CodecError(f"id must be printable text of 1 to {id_max} characters", field="id")
     prefix = request_id or uuid.uuid4().hex
     ids = [f"{prefix}:{row}" for row in range(len(x))]
     return InferRequest(x, request_id, ids, _requested_outputs(document))
 
 
-def _v2_tensor(document: Any, max_batch: int) -> NDArray[np.float32]:
+def _v2_tensor(document: Any, binary: bytes, max_batch: int) -> NDArray[np.float32]:
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
         raise CodecError("body must be an object with an 'inputs' list", field="inputs")
     if len(document["inputs"]) != 1 or not isinstance(document["inputs"][0], dict):
         raise CodecError("exactly one input tensor is expected", field="inputs")
     tensor = document["inputs"][0]
     datatype = tensor.get("datatype")
-    if datatype not in V2_DATATYPES:
+    if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
         raise CodecError(f"datatype must be FP32 or FP64, got {datatype!r}", field="datatype")
     shape: Any = tensor.get("shape")
     valid_shape = (
@@ -195,42 +262,68 @@ def _v2_tensor(document: Any, max_batch: int) -> NDArray[np.float32]:
         )
     if shape[0] > max_batch:
         raise CodecError(f"N = {shape[0]} rows; at most {max_batch}", field="shape", status=413)
-    data = np.asarray(tensor.get("data"), dtype=object).ravel()
-    kinds = {type(v) for v in data}
-    if not kinds <= {int, float}:
-        bad = next(t.__name__ for t in kinds if t not in (int, float))
-        raise CodecError(f"data must hold numbers only, found {bad}", field="data")
-    if data.size != shape[0] * shape[1]:
-        raise CodecError(
-            f"data has {data.size} values; shape {shape} needs {shape[0] * shape[1]}", field="data"
-        )
-    x = data.astype(V2_DATATYPES[datatype]).reshape(shape)
-    if not np.isfinite(x).all():
-        row, col = np.argwhere(~np.isfinite(x))[0]
-        raise CodecError(
-            f"data row {row}, feature {FEATURES[col]} is not finite", field=FEATURES[col]
-        )
+    size = shape[0] * shape[1]
+    parameters = tensor.get("parameters")
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if binary_size is not None:
+        dtype = np.dtype(V2_DATATYPES[datatype])
+        if binary_size != size * dtype.itemsize or len(binary) != binary_size:
+            raise CodecError(
+                f"binary_data_size {binary_size!r} and the {len(binary)} bytes after the header "
+                f"must both be {size * dtype.itemsize} for shape {shape} {datatype}",
+                field="data",
+            )
+        x = np.frombuffer(binary, dtype=dtype).astype(np.float64)
+    else:
+        x = _v2_numbers(tensor.get("data"), size, shape)
+    x = x.reshape(shape)
     if (x[:, AMOUNT] < 0).any():
         row = int(np.argmax(x[:, AMOUNT] < 0))
         raise CodecError(f"data row {row}, Amount must be >= 0", field="Amount")
-    return x.astype(np.float32)
+    return _float32(x, lambda row, name: f"data row {row}, feature {name}")
 
 
-def _requested_outputs(document: dict[str, Any]) -> tuple[str, ...]:
-    """The outputs a V2 request names (all of them when it names none)."""
-    available = V2_OUTPUTS
+def _v2_numbers(data: Any, size: int, shape: list[int]) -> NDArray[np.float64]:
+    """The values of a JSON tensor: flat in row-major order, or one list per row."""
+    if not isinstance(data, list):
+        raise CodecError("data must be a list of numbers", field="data")
+    if data and type(data[0]) is list:
+        if any(type(row) is not list for row in data):
+            raise CodecError("data must be flat, or one list of numbers per row", field="data")
+        flat = [v for row in data for v in row]
+    else:
+        flat = data
+    if any(type(v) is not int and type(v) is not float for v in flat):
+        bad = next(v for v in flat if type(v) is not int and type(v) is not float)
+        raise CodecError(f"data must hold numbers only, found {type(bad).__name__}", field="data")
+    if len(flat) != size:
+        raise CodecError(f"data has {len(flat)} values; shape {shape} needs {size}", field="data")
+    try:
+        return np.array(flat, dtype=np.float64)
+    except OverflowError as exc:
+        raise CodecError("data holds a number outside the float64 range", field="data") from exc
+
+
+def _requested_outputs(document: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
+    """(name, binary) per output the request names (all of them when it names none)."""
+    parameters = document.get("parameters")
+    binary = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     wanted = document.get("outputs")
     if wanted is None:
-        return available
+        return tuple((name, binary) for name in V2_OUTPUTS)
     if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
         raise CodecError('outputs must be a list of {"name": ...} objects', field="outputs")
-    names = tuple(str(o.get("name")) for o in wanted)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise CodecError(
-            f"unknown output {unknown[0]!r}; available: {', '.join(available)}", field="outputs"
-        )
-    return names
+    outputs = []
+    for output in wanted:
+        name = output.get("name")
+        if name not in V2_OUTPUTS:
+            raise CodecError(
+                f"unknown output {name!r}; available: {', '.join(V2_OUTPUTS)}", field="outputs"
+            )
+        own = output.get("parameters")
+        as_binary = own.get("binary_data", binary) if isinstance(own, dict) else binary
+        outputs.append((name, as_binary is True))
+    return tuple(outputs)
 
 
 class Label(BaseModel):
@@ -270,23 +363,24 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
 
 
 def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Response:
-    """The V2 response: the requested output tensors in request order."""
+    """The V2 response: the requested outputs in request order, each as JSON data or, when
+    asked, as binary data after the JSON header (`Inference-Header-Content-Length`)."""
     answers = prediction.answers()
-    rows = len(answers)
-    tensors = {
-        "probabilities": {
-            "name": "probabilities",
-            "shape": [rows],
-            "datatype": "FP32",
-            "data": [round(p, 6) for _, p, _, _ in answers],
-        },
-        "is_fraud": {
-            "name": "is_fraud",
-            "shape": [rows],
-            "datatype": "BOOL",
-            "data": [flag for _, _, flag, _ in answers],
-        },
+    values = {
+        "probabilities": ("FP32", [round(p, 6) for _, p, _, _ in answers], "<f4"),
+        "is_fraud": ("BOOL", [flag for _, _, flag, _ in answers], "?"),
     }
+    outputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for output, as_binary in request.outputs:
+        datatype, data, dtype = values[output]
+        tensor: dict[str, Any] = {"name": output, "shape": [len(answers)], "datatype": datatype}
+        if as_binary:
+            blobs.append(np.asarray(data, dtype=dtype).tobytes())
+            tensor["parameters"] = {"binary_data_size": len(blobs[-1])}
+        else:
+            tensor["data"] = data
+        outputs.append(tensor)
     model = prediction.model
     parameters: dict[str, Any] = {"threshold": model.threshold}
     versions = [m.version for _, _, _, m in answers]
@@ -296,12 +390,17 @@ def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Respo
     body: dict[str, Any] = {
         "model_name": name,
         "model_version": model.version,
-        "outputs": [tensors[n] for n in request.outputs],
+        "outputs": outputs,
         "parameters": parameters,
     }
     if request.request_id is not None:
         body["id"] = request.request_id
-    return json_response(body)
+    if not blobs:
+        return json_response(body)
+    header = orjson.dumps(body)
+    response = Response(b"".join([header, *blobs]), mimetype="application/octet-stream")
+    response.headers["Inference-Header-Content-Length"] = str(len(header))
+    return response
 
 
 def encode_v2_metadata(name: str, model: LoadedModel) -> dict[str, Any]:
