@@ -162,7 +162,8 @@ def test_v2_bad_tensors_get_4xx_naming_the_field(
     body = {"inputs": [{"name": "input", **tensor}]}
     response = client.post("/v2/models/fraud-detector/infer", json=body)
     assert response.status_code == status
-    assert response.get_json()["error"]["field"] == field
+    # The Open Inference Protocol's error body: one string, which names the field.
+    assert field in response.get_json()["error"]
 
 
 def test_v2_request_shaped_like_the_spec_example_gets_the_named_output(
@@ -193,7 +194,7 @@ def test_v2_request_shaped_like_the_spec_example_gets_the_named_output(
     }
     bad = {**request, "outputs": [{"name": "output0"}]}
     response = client.post("/v2/models/fraud-detector/infer", json=bad)
-    assert response.status_code == 400 and response.get_json()["error"]["field"] == "outputs"
+    assert response.status_code == 400 and "outputs" in response.get_json()["error"]
 
 
 def test_v2_metadata_health_and_unknown_model(client: FlaskClient) -> None:
@@ -361,6 +362,7 @@ def test_challenger_traffic_is_a_sticky_share_by_transaction_id(
 ) -> None:
     app = make_app(store, challenger_traffic=0.2)
     client = app.test_client()
+    before = scored("2", "challenger")
     instances = [transaction(transaction_id=f"ab-{i}") for i in range(1000)]
     first = client.post("/predict", json={"instances": instances}).get_json()["predictions"]
     again = client.post("/predict", json={"instances": instances[:300]}).get_json()["predictions"]
@@ -368,7 +370,7 @@ def test_challenger_traffic_is_a_sticky_share_by_transaction_id(
     assert 0.15 < versions.count("2") / len(versions) < 0.25
     assert [p["model_version"] for p in again] == versions[:300]
     assert [p["transaction_id"] for p in first] == [f"ab-{i}" for i in range(1000)]
-    assert scored("2", "challenger") == versions.count("2") + versions[:300].count("2")
+    assert scored("2", "challenger") - before == versions.count("2") + versions[:300].count("2")
 
 
 def test_shadow_scores_with_both_and_answers_with_the_champion(

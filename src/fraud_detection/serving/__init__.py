@@ -26,6 +26,9 @@ def _error_response(error: ServiceError) -> Any:
     """The one mapping of a service error to its HTTP answer and error metric."""
     endpoint = ENDPOINTS.get(request.endpoint or "", "other")
     metrics.ERRORS.labels(endpoint, error.reason).inc()
+    if request.blueprint == "v2":
+        # The Open Inference Protocol's error body, which its clients parse.
+        return json_response({"error": str(error)}, error.status)
     body = {"error": {"code": error.reason, "message": str(error), "field": error.field}}
     return json_response(body, error.status)
 

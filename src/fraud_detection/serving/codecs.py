@@ -261,7 +261,9 @@ def _v2_tensor(document: Any, binary: bytes, max_batch: int) -> NDArray[np.float
             f"shape must be [N, {N_FEATURES}] with N >= 1, got {shape!r}", field="shape"
         )
     if shape[0] > max_batch:
-        raise CodecError(f"N = {shape[0]} rows; at most {max_batch}", field="shape", status=413)
+        raise CodecError(
+            f"shape: N = {shape[0]} rows; at most {max_batch}", field="shape", status=413
+        )
     size = shape[0] * shape[1]
     parameters = tensor.get("parameters")
     binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
@@ -318,7 +320,8 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[tuple[str, bool], ...]
         name = output.get("name")
         if name not in V2_OUTPUTS:
             raise CodecError(
-                f"unknown output {name!r}; available: {', '.join(V2_OUTPUTS)}", field="outputs"
+                f"outputs: unknown output {name!r}; available: {', '.join(V2_OUTPUTS)}",
+                field="outputs",
             )
         own = output.get("parameters")
         as_binary = own.get("binary_data", binary) if isinstance(own, dict) else binary
