@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fraud_detection.data import load_dataset, time_split
 from fraud_detection.monitoring import (
-    PSI_EPSILON,
     DriftRule,
     MonitorResult,
     evaluate,
@@ -25,6 +24,7 @@ from fraud_detection.monitoring import (
     psi,
     push_gauges,
 )
+from fraud_detection.monitoring.drift import PSI_EPSILON
 from fraud_detection.reference import build_reference, feature_bins
 from fraud_detection.schema import FEATURES
 from fraud_detection.training import MODEL_FEATURES, features_and_label, split_history

@@ -92,10 +92,8 @@ def classification_metrics(
     y = np.asarray(y_true).astype(np.int8)
     s = np.asarray(scores, dtype=np.float64)
     flagged = s >= threshold
-    tp = int((flagged & (y == 1)).sum())
-    fp = int((flagged & (y == 0)).sum())
-    fn = int((~flagged & (y == 1)).sum())
-    tn = int((~flagged & (y == 0)).sum())
+    cm = confusion(y == 1, flagged)
+    tp, fp, fn, tn = cm["tp"], cm["fp"], cm["fn"], cm["tn"]
     both_classes = 0 < y.sum() < len(y)
     metrics: dict[str, Any] = {
         "pr_auc": float(average_precision_score(y, s)) if both_classes else float("nan"),
@@ -106,7 +104,7 @@ def classification_metrics(
         "f1": ratio(2 * tp, 2 * tp + fp + fn),
         "fpr": ratio(fp, fp + tn),
         "fnr": ratio(fn, fn + tp),
-        "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+        "confusion_matrix": cm,
         "rows": len(y),
         "frauds": int(y.sum()),
     }
@@ -115,6 +113,16 @@ def classification_metrics(
         metrics["expected_cost"] = cost_model.cost(y, flagged, amt)
         metrics["review_fee"] = cost_model.review_fee
     return metrics
+
+
+def confusion(is_fraud: NDArray[np.bool_], flagged: NDArray[np.bool_]) -> dict[str, int]:
+    """Confusion counts of decisions against the truth: tn, fp, fn, tp."""
+    return {
+        "tn": int((~flagged & ~is_fraud).sum()),
+        "fp": int((flagged & ~is_fraud).sum()),
+        "fn": int((~flagged & is_fraud).sum()),
+        "tp": int((flagged & is_fraud).sum()),
+    }
 
 
 def pr_curve(y_true: NDArray[Any], scores: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:

@@ -1,10 +1,5 @@
-"""Live performance and drift of the champion over a window of logged predictions.
+"""Population stability and the drift rule (SPEC 8): what `fraud monitor` decides, as pure maths."""
 
-Pure maths (PSI, live metrics, the drift rule) and the Markdown report; the one side effect,
-pushing the gauges to a Prometheus Pushgateway, is `push_gauges` at the end.
-"""
-
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -13,11 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from .evaluation import ratio
-from .reference import bin_shares
-from .schema import FEATURES
+from ..reference import bin_shares
+from ..schema import FEATURES
+from .live import live_metrics
 
 PSI_EPSILON = 1e-4
 """Floor for a bin's share before the log ratio: an empty bin would make PSI infinite. 1e-4
@@ -29,9 +23,6 @@ RATE_BAND = (0.25, 4.0)
 """Default fraud-rate band, as factors of the reference's predicted fraud rate. Wide on
 purpose: the rate is a rare count that swings with fraud waves, so only an order-of-magnitude
 change (a model flagging nothing, or flagging everything) should page someone."""
-
-JOB = "fraud-monitor"
-"""The Pushgateway job; one group per model name under it."""
 
 TIME_SKIP_REASON = (
     "seconds since the dataset's first transaction: every live row lies past the reference "
@@ -53,39 +44,6 @@ def psi(reference_proportions: Sequence[float], edges: Sequence[float], values: 
     actual = np.asarray(bin_shares(live, edges_arr))
     expected, actual = np.maximum(expected, PSI_EPSILON), np.maximum(actual, PSI_EPSILON)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-def _defined_ratio(num: int, den: int) -> float | None:
-    # None rather than evaluation's 0.0: "no labelled frauds" must not read as "recall 0".
-    return ratio(num, den) if den else None
-
-
-def live_metrics(window: pd.DataFrame) -> dict[str, Any]:
-    """Precision, recall, F1, FPR, FNR and confusion on labelled rows; fraud rate on all rows.
-
-    A ratio whose denominator is zero (no labels, no labelled frauds, nothing flagged) is None.
-    """
-    flagged_all = window["is_fraud"].to_numpy(dtype=bool)
-    labelled = window["label"].notna().to_numpy()
-    y = window["label"].to_numpy(dtype=np.float64)[labelled] == 1.0
-    flagged = flagged_all[labelled]
-    tp = int((flagged & y).sum())
-    fp = int((flagged & ~y).sum())
-    fn = int((~flagged & y).sum())
-    tn = int((~flagged & ~y).sum())
-    return {
-        "rows": len(window),
-        "labelled": int(labelled.sum()),
-        "labelled_frauds": tp + fn,
-        "flagged": int(flagged_all.sum()),
-        "predicted_fraud_rate": float(flagged_all.mean()) if len(window) else None,
-        "precision": _defined_ratio(tp, tp + fp),
-        "recall": _defined_ratio(tp, tp + fn),
-        "f1": _defined_ratio(2 * tp, 2 * tp + fp + fn),
-        "fpr": _defined_ratio(fp, fp + tn),
-        "fnr": _defined_ratio(fn, fn + tp),
-        "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-    }
 
 
 @dataclass(frozen=True)
@@ -325,151 +283,3 @@ def evaluate(
         reasons=reasons,
         notes=notes,
     )
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _psi_flag(value: float | None, threshold: float) -> str:
-    if value is None:
-        return "too few rows"
-    return "**DRIFT**" if value > threshold else "ok"
-
-
-def format_report(result: MonitorResult) -> str:
-    """The run as Markdown: window, metrics against their limits, PSI table, decision."""
-    m, rule = result.metrics, result.rule
-    when = (
-        f"{result.start:%Y-%m-%d %H:%M} → {result.end:%Y-%m-%d %H:%M} UTC"
-        if result.start and result.end
-        else "no predictions logged"
-    )
-    f1_limit = (
-        f"≥ {rule.baseline_f1 - rule.alert_threshold:.3f} (baseline {rule.baseline_f1:.3f} "
-        f"- {rule.alert_threshold:g})"
-        if rule.baseline_f1 is not None
-        else "no baseline"
-    )
-    # A limit that needs more labels than the window has is marked, so the reader knows the
-    # value beside it decided nothing.
-    few_frauds = " (too few labels)" if m["labelled_frauds"] < rule.min_labelled_frauds else ""
-    few_rows = " (too few labels)" if m["labelled"] < rule.min_labelled else ""
-    band = f"{_fmt(rule.fraud_rate_low, '.4%')} to {_fmt(rule.fraud_rate_high, '.4%')}"
-    cm, score = m["confusion_matrix"], result.score_psi
-    lines = [
-        f"# Fraud model monitoring — champion version {result.model_version}",
-        "",
-        f"Window: {when}. Predictions: {m['rows']:,}; labelled: {m['labelled']:,} "
-        f"({m['labelled_frauds']:,} frauds).",
-        "",
-        "**Drift detected:**" if result.drift_detected else "**No drift detected.**",
-        *(f"- {reason}" for reason in result.reasons),
-        "",
-        "## Live performance",
-        "",
-        "Ratios are over labelled rows only; — means undefined (nothing to divide by).",
-        "",
-        "| metric | value | limit |",
-        "|---|---:|---|",
-        f"| F1 | {_fmt(m['f1'])} | {f1_limit}{few_frauds} |",
-        f"| precision | {_fmt(m['precision'])} | |",
-        f"| recall | {_fmt(m['recall'])} | |",
-        f"| false positive rate | {_fmt(m['fpr'], '.5f')} | ≤ {rule.max_fpr:g}{few_rows} |",
-        f"| false negative rate | {_fmt(m['fnr'])} | ≤ {rule.max_fnr:g}{few_frauds} |",
-        f"| predicted fraud rate (all rows) | {_fmt(m['predicted_fraud_rate'], '.4%')} | "
-        f"{band} (reference {result.reference_fraud_rate:.4%}) |",
-        "",
-        "| | predicted legit | predicted fraud |",
-        "|---|---:|---:|",
-        f"| actual legit | {cm['tn']:,} | {cm['fp']:,} |",
-        f"| actual fraud | {cm['fn']:,} | {cm['tp']:,} |",
-        "",
-        f"## Population stability (PSI against the reference, limit {rule.psi_threshold:g})",
-        "",
-        f"Score PSI over the {result.score_rows:,} rows scored by version {result.model_version}.",
-        "",
-        "| feature | PSI | flag |",
-        "|---|---:|---|",
-    ]
-    lines.append(f"| *score* | {_fmt(score)} | {_psi_flag(score, rule.psi_threshold)} |")
-    for name, value in sorted(result.feature_psi.items(), key=lambda kv: -(kv[1] or 0.0)):
-        lines.append(f"| {name} | {_fmt(value)} | {_psi_flag(value, rule.psi_threshold)} |")
-    for name, why in result.skipped_features.items():
-        lines.append(f"| {name} | {_fmt(result.skipped_psi.get(name))} | not judged: {why} |")
-    if result.notes:
-        lines += ["", "## Not judged on this window", "", *(f"- {note}" for note in result.notes)]
-    return "\n".join(lines) + "\n"
-
-
-def push_gauges(
-    result: MonitorResult, gateway: str, model_name: str, *, last_trained: float | None
-) -> None:
-    """Push the run's gauges to the Pushgateway (job fraud-monitor, grouped by model).
-
-    The push replaces the whole group, so a gauge left out (undefined this run) disappears
-    instead of showing a stale value. Skipped features are never pushed: alerts watch
-    `fraud_feature_psi > 0.2` and Time's PSI is always huge.
-    """
-    registry = CollectorRegistry()
-
-    def gauge(name: str, doc: str, value: float | None) -> None:
-        if value is not None:
-            Gauge(name, doc, registry=registry).set(value)
-
-    m = result.metrics
-    gauge("model_current_f1_score", "F1 on labelled predictions in the window", m["f1"])
-    gauge("model_current_precision", "Precision on labelled predictions", m["precision"])
-    gauge("model_current_recall", "Recall on labelled predictions", m["recall"])
-    gauge("model_false_positive_rate", "False positive rate on labelled predictions", m["fpr"])
-    gauge("model_false_negative_rate", "False negative rate on labelled predictions", m["fnr"])
-    gauge("model_drift_detected", "1 when the drift rule fired", float(result.drift_detected))
-    gauge("fraud_score_psi", "PSI of the champion's fraud score vs reference", result.score_psi)
-    gauge(
-        "model_predicted_fraud_rate",
-        "Share of predictions flagged as fraud",
-        m["predicted_fraud_rate"],
-    )
-    gauge("model_labelled_predictions", "Labelled predictions in the window", m["labelled"])
-    gauge(
-        "fraud_model_last_trained_timestamp_seconds",
-        "When the newest model version was registered",
-        last_trained,
-    )
-    gauge("model_monitor_last_run_timestamp_seconds", "When fraud monitor last ran", time.time())
-    defined = {name: v for name, v in result.feature_psi.items() if v is not None}
-    if defined:
-        feature_psi = Gauge(
-            "fraud_feature_psi", "PSI of a feature vs reference", ["feature"], registry=registry
-        )
-        for name, value in defined.items():
-            feature_psi.labels(feature=name).set(value)
-    push_to_gateway(gateway, job=JOB, registry=registry, grouping_key={"model": model_name})
-
-
-def variant_metrics(window: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Live metrics per (variant, model version): champion against an A/B or shadow challenger
-    on the transactions each scored."""
-    return {
-        f"{variant} v{version}": live_metrics(group)
-        for (variant, version), group in window.groupby(["variant", "model_version"], sort=True)
-    }
-
-
-def format_variants(by_variant: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown table of `variant_metrics`, for the report when more than one model scored."""
-    lines = [
-        "## By variant",
-        "",
-        "Shadow rows were scored but never answered; each variant's labels are its own rows.",
-        "",
-        "| variant | rows | labelled | frauds | precision | recall | F1 | FPR | fraud rate |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, m in by_variant.items():
-        lines.append(
-            f"| {name} | {m['rows']:,} | {m['labelled']:,} | {m['labelled_frauds']:,} | "
-            f"{_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | "
-            f"{_fmt(m['fpr'], '.5f')} | {_fmt(m['predicted_fraud_rate'], '.4%')} |"
-        )
-    return "\n".join(lines) + "\n"
