@@ -93,17 +93,12 @@ def classification_metrics(
     s = np.asarray(scores, dtype=np.float64)
     flagged = s >= threshold
     cm = confusion(y == 1, flagged)
-    tp, fp, fn, tn = cm["tp"], cm["fp"], cm["fn"], cm["tn"]
     both_classes = 0 < y.sum() < len(y)
     metrics: dict[str, Any] = {
         "pr_auc": float(average_precision_score(y, s)) if both_classes else float("nan"),
         f"{slice_name}_fraud_rate": float(y.mean()) if len(y) else float("nan"),
         "roc_auc": float(roc_auc_score(y, s)) if both_classes else float("nan"),
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-        "f1": ratio(2 * tp, 2 * tp + fp + fn),
-        "fpr": ratio(fp, fp + tn),
-        "fnr": ratio(fn, fn + tp),
+        **confusion_rates(cm, undefined=0.0),
         "confusion_matrix": cm,
         "rows": len(y),
         "frauds": int(y.sum()),
@@ -125,12 +120,25 @@ def confusion(is_fraud: NDArray[np.bool_], flagged: NDArray[np.bool_]) -> dict[s
     }
 
 
+def confusion_rates(cm: dict[str, int], *, undefined: float | None) -> dict[str, float | None]:
+    """Precision, recall, F1, FPR and FNR of confusion counts; `undefined` where a
+    denominator is zero."""
+    tp, fp, fn, tn = cm["tp"], cm["fp"], cm["fn"], cm["tn"]
+
+    def rate(num: int, den: int) -> float | None:
+        return num / den if den else undefined
+
+    return {
+        "precision": rate(tp, tp + fp),
+        "recall": rate(tp, tp + fn),
+        "f1": rate(2 * tp, 2 * tp + fp + fn),
+        "fpr": rate(fp, fp + tn),
+        "fnr": rate(fn, fn + tp),
+    }
+
+
 def pr_curve(y_true: NDArray[Any], scores: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
     """Precision and recall arrays of the precision-recall curve, for plotting."""
     precision, recall, _ = precision_recall_curve(y_true, scores)
     return precision, recall
 
-
-def ratio(num: int, den: int) -> float:
-    """num / den, or 0.0 when den is 0 (a metric over nothing)."""
-    return float(num / den) if den else 0.0

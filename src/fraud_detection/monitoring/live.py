@@ -5,12 +5,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation import confusion, ratio
-
-
-def _defined_ratio(num: int, den: int) -> float | None:
-    # None rather than evaluation's 0.0: "no labelled frauds" must not read as "recall 0".
-    return ratio(num, den) if den else None
+from ..evaluation import confusion, confusion_rates
 
 
 def live_metrics(window: pd.DataFrame) -> dict[str, Any]:
@@ -23,18 +18,14 @@ def live_metrics(window: pd.DataFrame) -> dict[str, Any]:
     y = window["label"].to_numpy(dtype=np.float64)[labelled] == 1.0
     flagged = flagged_all[labelled]
     cm = confusion(y, flagged)
-    tp, fp, fn, tn = cm["tp"], cm["fp"], cm["fn"], cm["tn"]
     return {
         "rows": len(window),
         "labelled": int(labelled.sum()),
-        "labelled_frauds": tp + fn,
+        "labelled_frauds": cm["tp"] + cm["fn"],
         "flagged": int(flagged_all.sum()),
         "predicted_fraud_rate": float(flagged_all.mean()) if len(window) else None,
-        "precision": _defined_ratio(tp, tp + fp),
-        "recall": _defined_ratio(tp, tp + fn),
-        "f1": _defined_ratio(2 * tp, 2 * tp + fp + fn),
-        "fpr": _defined_ratio(fp, fp + tn),
-        "fnr": _defined_ratio(fn, fn + tp),
+        # None rather than 0.0: "no labelled frauds" must not read as "recall 0".
+        **confusion_rates(cm, undefined=None),
         "confusion_matrix": cm,
     }
 
