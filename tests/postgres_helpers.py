@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import psycopg
 import pytest
 
 from prometheus_helpers import free_port
+from waiting import wait_for
 
 
 def _pg_bin() -> Path:
@@ -67,15 +67,15 @@ class PrivatePostgres:
             "-w",
             "start",
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                psycopg.connect(self.admin_url, connect_timeout=1).close()
-                self.running = True
-                return
-            except psycopg.OperationalError:
-                time.sleep(0.1)
-        raise RuntimeError("private PostgreSQL did not accept connections in 30 s")
+        wait_for(self._accepts, timeout=30, what="private PostgreSQL accepting connections")
+        self.running = True
+
+    def _accepts(self) -> bool:
+        try:
+            psycopg.connect(self.admin_url, connect_timeout=1).close()
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def stop(self) -> None:
         """Stop it the way an outage would: at once, cutting every connection."""

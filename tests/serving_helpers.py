@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from prometheus_client import REGISTRY
 from fraud_detection.cli import cli
 from fraud_detection.schema import FEATURES
 from prometheus_helpers import free_port
+from waiting import wait_for
 
 
 def train_into(store: str | Path, *, seed_rows: int = 20_000, promote: bool = False) -> None:
@@ -64,17 +64,16 @@ def serve(store: Path, tmp_path: Path, workers: int = 2, **env: str) -> Iterator
 
 def wait_until_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     """Poll readiness; fail with the service's log if it exits or takes over 60 s."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+
+    def ready() -> bool:
         if proc.poll() is not None:
             pytest.fail(log.read_text())
-        time.sleep(0.1)
-    pytest.fail("service did not become ready in 60 s")
+        try:
+            return requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(ready, timeout=60, what=f"{url} ready")
 
 
 def metric_sum(text: str, name: str) -> float:
