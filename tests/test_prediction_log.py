@@ -157,6 +157,8 @@ def test_a_down_database_never_fails_scoring_and_feedback_says_503(
     response = client.post("/feedback", json={"transaction_id": "x", "label": 1})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "prediction_log_unavailable"
+    # Where the database lives is for the server log, not for callers.
+    assert response.get_json()["error"]["message"] == "prediction log unavailable; retry later"
     app.extensions["fraud"].prediction_log.close(timeout=10)
     assert metrics.LOG_DROPPED._value.get() - before == 1
 
