@@ -141,4 +141,3 @@ def pr_curve(y_true: NDArray[Any], scores: NDArray[Any]) -> tuple[NDArray[Any], 
     """Precision and recall arrays of the precision-recall curve, for plotting."""
     precision, recall, _ = precision_recall_curve(y_true, scores)
     return precision, recall
-
