@@ -1,31 +1,16 @@
-"""The consoles every command prints to, how product errors reach the user, and the dataset
-loading the commands share."""
+"""The consoles every command prints to, and the dataset loading the commands share."""
 
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pandas as pd
 from rich.console import Console
 
-from .config import get_settings
-from .data import load_dataset, make_synthetic, validate
-from .errors import FraudError
-from .fetch import fetch_dataset
+from ..config import get_settings
+from ..data import load_dataset, make_synthetic, validate
+from ..fetch import fetch_dataset
 
 err = Console(stderr=True)
 out = Console()
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn product errors into one line on stderr and the documented exit code."""
-    try:
-        yield
-    except FraudError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 
 
 def load_command_data(

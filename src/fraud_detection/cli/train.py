@@ -1,11 +1,7 @@
-"""The `fraud` command: thin wrappers that parse flags and call the package."""
+"""`fraud train` and `fraud retrain`: a new version, and a challenger against the champion."""
 
 import json
-import logging
-import os
 import resource
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,47 +13,16 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from .config import Settings, get_settings
-from .console import err, load_command_data, out, reported_errors
-from .data import validate
-from .errors import PredictionLogError
-from .fetch import fetch_dataset
-from .models_cli import models
-from .monitor_cli import monitor
-from .prediction_log import labelled_transactions, open_engine, utc_now
-from .registry import Registry
-from .retraining import PromotionRule, retrain, with_production_rows
-from .schedule import Job, next_daily, next_weekly, run_command, run_schedule
-from .schema import COLUMNS
-from .simulate_cli import simulate
-from .store import open_store
-from .training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="fraud-detection")
-def cli() -> None:
-    """Credit-card fraud detection: train, register, serve and monitor a model."""
-
-
-cli.add_command(models)
-cli.add_command(monitor)
-cli.add_command(simulate)
-
-
-@cli.group()
-def data() -> None:
-    """The dataset: fetch the real one into the local cache."""
-
-
-@data.command("fetch")
-@click.option("--data", "data_uri", help="Use this dataset (path or s3:// URI) instead.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache folder.")
-def data_fetch(data_uri: str | None, cache_dir: Path | None) -> None:
-    """Put the real dataset in the local cache (verified by sha256) and print its path."""
-    settings = get_settings(data=data_uri, data_cache=cache_dir)
-    with reported_errors():
-        click.echo(fetch_dataset(settings.data_cache, data=settings.data))
+from ..config import Settings, get_settings
+from ..data import validate
+from ..errors import PredictionLogError
+from ..prediction_log import labelled_transactions, open_engine, utc_now
+from ..registry import Registry
+from ..retraining import PromotionRule, retrain, with_production_rows
+from ..schema import COLUMNS
+from ..store import open_store
+from ..training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
+from .console import err, load_command_data, out
 
 
 @contextmanager
@@ -90,7 +55,7 @@ def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
     return table
 
 
-@cli.command("train")
+@click.command("train")
 @click.option(
     "--data",
     "data_uri",
@@ -169,23 +134,20 @@ def train_command(
         min_precision=min_precision,
         review_fee=review_fee,
     )
-    with reported_errors():
-        registry = Registry(open_store(settings.model_store), settings.model_name)
-        df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples)
-        with tree_progress("Growing trees") as on_trees:
-            trained = train(
-                df, options, source=source, model_name=settings.model_name, on_trees=on_trees
-            )
-        manifest = registry.register(trained.files, trained.manifest, reason=reason)
-        version = str(manifest["version"])
-        if promote or (promote is None and "champion" not in registry.aliases()):
-            registry.promote(
-                version, reason=reason, details={"metrics": manifest["metrics"]["test"]}
-            )
-            alias = "champion"
-        else:
-            registry.stage(version, reason=reason, details={"metrics": manifest["metrics"]["test"]})
-            alias = "challenger"
+    registry = Registry(open_store(settings.model_store), settings.model_name)
+    df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples)
+    with tree_progress("Growing trees") as on_trees:
+        trained = train(
+            df, options, source=source, model_name=settings.model_name, on_trees=on_trees
+        )
+    manifest = registry.register(trained.files, trained.manifest, reason=reason)
+    version = str(manifest["version"])
+    if promote or (promote is None and "champion" not in registry.aliases()):
+        registry.promote(version, reason=reason, details={"metrics": manifest["metrics"]["test"]})
+        alias = "champion"
+    else:
+        registry.stage(version, reason=reason, details={"metrics": manifest["metrics"]["test"]})
+        alias = "challenger"
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
@@ -194,7 +156,7 @@ def train_command(
     out.print(f"Registered in {settings.model_store} as version {version} ({alias}).")
 
 
-@cli.command("retrain")
+@click.command("retrain")
 @click.option(
     "--data",
     "data_uri",
@@ -250,24 +212,23 @@ def retrain_command(
     """Train a challenger, score it and the champion on the same recent rows, and decide."""
     settings = get_settings(model_store=store_uri, model_name=model_name)
     rule = PromotionRule(min_improvement, max_precision_drop, force_promotion)
-    with reported_errors():
-        registry = Registry(open_store(settings.model_store), settings.model_name)
-        df, source = load_command_data(data_uri, False, 0, min_samples)
-        df, added = with_production_rows(df, _production_rows(settings, lookback_days))
-        if added:
-            err.print(f"Added {added:,} labelled production rows from the prediction log")
-            validate(df, min_samples=min_samples)
-        with tree_progress("Growing challenger trees") as on_trees:
-            result = retrain(
-                df,
-                registry,
-                rule,
-                source=source,
-                holdout_fraction=holdout_fraction,
-                dry_run=dry_run,
-                on_trees=on_trees,
-                production_rows=added,
-            )
+    registry = Registry(open_store(settings.model_store), settings.model_name)
+    df, source = load_command_data(data_uri, False, 0, min_samples)
+    df, added = with_production_rows(df, _production_rows(settings, lookback_days))
+    if added:
+        err.print(f"Added {added:,} labelled production rows from the prediction log")
+        validate(df, min_samples=min_samples)
+    with tree_progress("Growing challenger trees") as on_trees:
+        result = retrain(
+            df,
+            registry,
+            rule,
+            source=source,
+            holdout_fraction=holdout_fraction,
+            dry_run=dry_run,
+            on_trees=on_trees,
+            production_rows=added,
+        )
     if report_path:
         report_path.write_text(result.report)
     click.echo(result.report)  # Markdown: never wrapped to the terminal width
@@ -286,53 +247,3 @@ def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
     except PredictionLogError as exc:
         err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
         return empty
-
-
-@cli.command("schedule")
-@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
-@click.option("--data", "data_uri", help="Dataset for retraining (default: FRAUD_DATA).")
-@click.option(
-    "--reports", type=click.Path(path_type=Path), default=Path(".fraud/reports"), show_default=True
-)
-def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path) -> None:
-    """Retrain every Sunday 02:00 UTC and monitor daily at 06:00 UTC, on a plain server."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    reports.mkdir(parents=True, exist_ok=True)
-    store = ["--store", store_uri] if store_uri else []
-    fraud = [sys.executable, "-m", "fraud_detection"]
-    retrain = [*fraud, "retrain", "--report", str(reports / "retrain.md"), *store]
-    retrain += ["--data", data_uri] if data_uri else []
-    monitor = [*fraud, "monitor", "--report", str(reports / "monitor.md"), *store]
-    jobs = [Job("weekly retrain", retrain, next_weekly), Job("daily monitor", monitor, next_daily)]
-    run_schedule(jobs, sleep=time.sleep, run=run_command)
-
-
-@cli.command("serve")
-@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
-@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
-@click.option("--host", help="Address to bind (default: FRAUD_HOST, else 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default: FRAUD_PORT, else 5000).")
-@click.option("--workers", type=int, help="gunicorn workers (default: FRAUD_WORKERS, else 2).")
-def serve_command(
-    store_uri: str | None,
-    model_name: str | None,
-    host: str | None,
-    port: int | None,
-    workers: int | None,
-) -> None:
-    """Serve the champion under gunicorn; the same as `gunicorn -c gunicorn.conf.py app:app`."""
-    given = {
-        "FRAUD_MODEL_STORE": store_uri,
-        "FRAUD_MODEL_NAME": model_name,
-        "FRAUD_HOST": host,
-        "FRAUD_PORT": port,
-        "FRAUD_WORKERS": workers,
-    }
-    os.environ.update({k: str(v) for k, v in given.items() if v})
-    config = "python:fraud_detection.gunicorn_conf"
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config])
-
-
-def main() -> None:
-    """Entry point of the `fraud` console script."""
-    cli()

@@ -10,9 +10,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .console import err, load_command_data, out
-from .errors import FraudError
-from .simulate import (
+from ..simulate import (
     MAX_BATCH,
     ReplayOptions,
     Shift,
@@ -26,19 +24,9 @@ from .simulate import (
     spread_rows,
     wait_until_ready,
 )
+from .console import err, load_command_data, out
 
 SYNTHETIC = "SYNTHETIC"
-
-
-class _ReportingCommand(click.Command):
-    """A command whose product errors become one `error:` line and the documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FraudError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            ctx.exit(exc.exit_code)
 
 
 def _shifts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Shift]:
@@ -103,7 +91,7 @@ def _summary_table(summary: Summary, tag: str) -> Table:
     return table
 
 
-@click.command("simulate", cls=_ReportingCommand)
+@click.command("simulate")
 @click.option(
     "--data",
     "data_uri",

@@ -11,24 +11,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .errors import FraudError
-from .registry import CHAMPION, Registry, open_registry
+from ..registry import CHAMPION, Registry, open_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The manifest sections `diff` compares, in display order.
 DIFF_SECTIONS = ("threshold", "metrics", "data", "params", "files")
 _HASH = re.compile(r"[0-9a-f]{32,}")
-
-
-class _ReportingGroup(click.Group):
-    """A group whose product errors become one `error:` line and the documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FraudError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 def _registry_options(command: F) -> F:
@@ -123,7 +111,7 @@ def _print(renderable: Any) -> None:
     Console(width=max(width, 120)).print(renderable)
 
 
-@click.group(cls=_ReportingGroup)
+@click.group()
 def models() -> None:
     """Registered model versions: list, show, promote, roll back, diff."""
 
