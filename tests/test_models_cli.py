@@ -7,7 +7,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fraud_detection.cli import cli
-from fraud_detection.cli.models import manifest_diff
 from fraud_detection.registry import Registry
 from fraud_detection.store import open_store
 
@@ -149,11 +148,3 @@ def test_unreachable_store_is_one_error_line_and_exit_1(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: s3://bucket/prefix/models/fraud-detector/")
     assert "Could not connect" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_manifest_diff_marks_added_and_removed_fields() -> None:
-    rows = manifest_diff({"threshold": 0.5, "params": {"depth": 3}}, {"threshold": 0.6})
-    assert rows == [
-        {"field": "threshold", "a": 0.5, "b": 0.6, "delta": pytest.approx(0.1), "changed": True},
-        {"field": "params.depth", "a": 3, "b": None, "delta": None, "changed": True},
-    ]

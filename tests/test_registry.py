@@ -251,6 +251,21 @@ def test_stage_then_promote_moves_challenger_to_champion(registry: Registry) -> 
     assert registry.aliases() == {"champion": "2"}
 
 
+def test_the_first_version_becomes_champion_and_later_ones_challenger(
+    registry: Registry,
+) -> None:
+    for tag in "abc":
+        register(registry, tag)
+    assert registry.promote_or_stage("1", reason="trained") == "champion"
+    assert registry.promote_or_stage("2", reason="trained", details={"f1": 0.5}) == "challenger"
+    assert registry.aliases() == {"champion": "1", "challenger": "2"}
+    assert registry.events()[-1]["details"] == {"f1": 0.5}
+    assert registry.promote_or_stage("3", reason="asked", promote=True) == "champion"
+    assert registry.aliases() == {"champion": "3", "challenger": "2"}
+    assert registry.promote_or_stage("1", reason="asked", promote=False) == "challenger"
+    assert registry.aliases() == {"champion": "3", "challenger": "1"}
+
+
 def test_rollback_restores_the_previous_champion(registry: Registry) -> None:
     for tag in "abc":
         register(registry, tag)

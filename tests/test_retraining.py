@@ -8,6 +8,7 @@ from click.testing import CliRunner, Result
 
 from fraud_detection.cli import cli
 from fraud_detection.data import make_synthetic
+from fraud_detection.errors import DataValidationError
 from fraud_detection.prediction_log import (
     LOG_COLUMNS,
     ensure_schema,
@@ -17,7 +18,7 @@ from fraud_detection.prediction_log import (
     utc_now,
 )
 from fraud_detection.registry import Registry
-from fraud_detection.retraining import PromotionRule, decide
+from fraud_detection.retraining import PromotionRule, decide, with_production_rows
 from fraud_detection.schema import FEATURES
 from fraud_detection.store import open_store
 
@@ -42,6 +43,20 @@ def test_promotion_rule(challenger: dict, rule: PromotionRule, action: str) -> N
 def test_first_model_becomes_champion() -> None:
     decision = decide(None, {"f1": 0.1, "precision": 0.1}, PromotionRule())
     assert decision.action == "promote" and "first" in decision.reason
+
+
+def test_production_rows_join_once_and_are_validated_again() -> None:
+    df = make_synthetic(rows=2000, seed=5)
+    fresh = make_synthetic(rows=300, seed=6)
+    fresh["Time"] += 200_000
+    production = pd.concat([fresh, df.tail(100)], ignore_index=True)
+    combined, added = with_production_rows(df, production, min_samples=1000)
+    assert added == 300 and len(combined) == 2300
+    assert with_production_rows(df, df.tail(100), min_samples=1000) == (df, 0)
+    assert with_production_rows(df, pd.DataFrame(), min_samples=1000) == (df, 0)
+    fresh.loc[0, "Amount"] = -5.0
+    with pytest.raises(DataValidationError, match="Amount"):
+        with_production_rows(df, fresh, min_samples=1000)
 
 
 @pytest.fixture(scope="module")

@@ -274,6 +274,22 @@ class Registry:
             details=details,
         )
 
+    def promote_or_stage(
+        self,
+        version: str,
+        *,
+        reason: str,
+        promote: bool | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Make a new version champion if `promote`, or if there is no champion yet and
+        `promote` is None; else the challenger. Returns the alias it now holds."""
+        if promote or (promote is None and CHAMPION not in self.aliases()):
+            self.promote(version, reason=reason, details=details)
+            return CHAMPION
+        self.stage(version, reason=reason, details=details)
+        return CHALLENGER
+
     def rollback(self, *, reason: str, actor: str | None = None) -> str:
         """Make the previous champion champion again; returns its version.
 

@@ -1,14 +1,16 @@
 """Champion/challenger retraining: train on all data but a recent holdout, compare, decide."""
 
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .data import time_split
+from .data import time_split, validate
 from .evaluation import classification_metrics
 from .inference import onnx_fraud_probability, onnx_session
+from .prediction_log import labelled_transactions, open_engine, utc_now
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
 from .schema import COLUMNS, FEATURES
@@ -62,8 +64,20 @@ def decide(
     )
 
 
-def with_production_rows(df: pd.DataFrame, production: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The dataset plus labelled production rows it does not already hold; how many were new.
+def recent_labelled_rows(database_url: str, lookback_days: float) -> pd.DataFrame:
+    """Labelled rows the service logged in the last `lookback_days` (none for 0 or less);
+    PredictionLogError when the log cannot be read."""
+    if lookback_days <= 0:
+        return pd.DataFrame(columns=list(COLUMNS))
+    since = utc_now() - timedelta(days=lookback_days)
+    return labelled_transactions(open_engine(database_url), since)
+
+
+def with_production_rows(
+    df: pd.DataFrame, production: pd.DataFrame, *, min_samples: int
+) -> tuple[pd.DataFrame, int]:
+    """The dataset plus labelled production rows it does not already hold, validated again
+    when any were added; and how many were new.
 
     A replay of the dataset through the service (`fraud simulate`) logs rows the dataset
     already has: counting them twice would tilt the holdout toward them.
@@ -73,8 +87,11 @@ def with_production_rows(df: pd.DataFrame, production: pd.DataFrame) -> tuple[pd
     known = df.loc[:, list(COLUMNS)].drop_duplicates()
     merged = production.merge(known, on=list(COLUMNS), how="left", indicator=True)
     new = production[(merged["_merge"] == "left_only").to_numpy()]
+    if new.empty:
+        return df, 0
     combined = pd.concat([df, new], ignore_index=True)
     combined.attrs = dict(df.attrs)
+    validate(combined, min_samples=min_samples)
     return combined, len(new)
 
 

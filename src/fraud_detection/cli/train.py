@@ -4,7 +4,6 @@ import json
 import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from ..config import Settings, get_settings
-from ..data import validate
 from ..errors import PredictionLogError
-from ..prediction_log import labelled_transactions, open_engine, utc_now
 from ..registry import Registry
-from ..retraining import PromotionRule, retrain, with_production_rows
-from ..schema import COLUMNS
+from ..retraining import PromotionRule, recent_labelled_rows, retrain, with_production_rows
 from ..store import open_store
 from ..training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
 from .console import err, load_command_data, out
@@ -142,12 +138,9 @@ def train_command(
         )
     manifest = registry.register(trained.files, trained.manifest, reason=reason)
     version = str(manifest["version"])
-    if promote or (promote is None and "champion" not in registry.aliases()):
-        registry.promote(version, reason=reason, details={"metrics": manifest["metrics"]["test"]})
-        alias = "champion"
-    else:
-        registry.stage(version, reason=reason, details={"metrics": manifest["metrics"]["test"]})
-        alias = "challenger"
+    alias = registry.promote_or_stage(
+        version, reason=reason, promote=promote, details={"metrics": manifest["metrics"]["test"]}
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
@@ -214,10 +207,10 @@ def retrain_command(
     rule = PromotionRule(min_improvement, max_precision_drop, force_promotion)
     registry = Registry(open_store(settings.model_store), settings.model_name)
     df, source = load_command_data(data_uri, False, 0, min_samples)
-    df, added = with_production_rows(df, _production_rows(settings, lookback_days))
+    production = _production_rows(settings, lookback_days)
+    df, added = with_production_rows(df, production, min_samples=min_samples)
     if added:
         err.print(f"Added {added:,} labelled production rows from the prediction log")
-        validate(df, min_samples=min_samples)
     with tree_progress("Growing challenger trees") as on_trees:
         result = retrain(
             df,
@@ -237,13 +230,9 @@ def retrain_command(
 
 
 def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
-    """Labelled rows of the prediction log; none (with a warning) when it cannot be read."""
-    empty = pd.DataFrame(columns=list(COLUMNS))
-    if lookback_days <= 0:
-        return empty
-    since = utc_now() - timedelta(days=lookback_days)
+    """Recent labelled rows of the prediction log; none (with a warning) when it cannot be read."""
     try:
-        return labelled_transactions(open_engine(settings.database_url), since)
+        return recent_labelled_rows(settings.database_url, lookback_days)
     except PredictionLogError as exc:
         err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
-        return empty
+        return pd.DataFrame()
