@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
 from fraud_detection.cli import cli
-from fraud_detection.data import make_synthetic
+from fraud_detection.data import make_synthetic, time_split
 from fraud_detection.errors import DataValidationError
 from fraud_detection.prediction_log import (
     LOG_COLUMNS,
@@ -18,9 +19,15 @@ from fraud_detection.prediction_log import (
     utc_now,
 )
 from fraud_detection.registry import Registry
-from fraud_detection.retraining import PromotionRule, decide, with_production_rows
+from fraud_detection.retraining import (
+    PromotionRule,
+    decide,
+    score_on_holdout,
+    with_production_rows,
+)
 from fraud_detection.schema import FEATURES
 from fraud_detection.store import open_store
+from fraud_detection.training import DEFAULT_PARAMS, TrainingOptions, train
 
 CHAMPION = {"f1": 0.80, "precision": 0.90}
 
@@ -59,6 +66,25 @@ def test_production_rows_join_once_and_are_validated_again() -> None:
         with_production_rows(df, fresh, min_samples=1000)
 
 
+def test_champion_and_challenger_are_scored_on_the_same_rows_passed_in(tmp_path: Path) -> None:
+    df = make_synthetic(rows=6000, fraud_rate=0.02, seed=3)
+    options = TrainingOptions(params={**DEFAULT_PARAMS, "n_estimators": 5}, n_jobs=1)
+    trained = train(df, options, source="synthetic", model_name="fraud-detector")
+    reg = registry(tmp_path / "store")
+    version = str(reg.register(trained.files, trained.manifest)["version"])
+    reg.promote(version, reason="the same model as champion")
+    # Rows from the middle of the data, not the test slice `train` reported on: the same
+    # model scored as champion and as challenger must then agree exactly.
+    holdout = time_split(df, 0.5)[1].iloc[:1500]
+    scored = score_on_holdout(trained, reg, holdout)
+    assert scored.champion is not None and scored.champion_scores is not None
+    assert scored.challenger["rows"] == scored.champion["rows"] == len(holdout)
+    assert scored.challenger != trained.manifest["metrics"]["test"]
+    assert scored.champion == {**scored.challenger, "version": version}
+    np.testing.assert_array_equal(scored.champion_scores, scored.challenger_scores)
+    np.testing.assert_array_equal(scored.labels, holdout["Class"])
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("retrain") / "cc.csv"
@@ -88,6 +114,9 @@ def test_retrain_twice_on_the_same_data_promotes_once(data: Path, tmp_path: Path
     staged = [e for e in reg.events() if e["action"] == "staged"][-1]
     assert staged["details"]["champion"]["version"] == "1"
     assert {"f1", "precision"} <= staged["details"]["challenger"].keys()
+    holdout_rows = staged["details"]["holdout_rows"]
+    assert staged["details"]["champion"]["rows"] == holdout_rows
+    assert staged["details"]["challenger"]["rows"] == holdout_rows
     report = (tmp_path / "report.md").read_text()
     assert "| f1 |" in report and "Decision: stage" in report
     assert reg.read_file("2", "retrain_report.md").decode() == report
