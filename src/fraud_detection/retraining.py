@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from .data import time_split, validate
+from .data import MIN_SAMPLES, time_split, validate
 from .evaluation import classification_metrics
 from .inference import onnx_fraud_probability, onnx_session
 from .prediction_log import labelled_transactions, open_engine, utc_now
@@ -19,6 +19,8 @@ from .schema import COLUMNS, FEATURES
 from .training import TrainedModel, TrainingOptions, TreeCallback, features_and_label, train_on
 
 Action = Literal["promote", "stage"]
+HOLDOUT_FRACTION = 0.1
+"""The most recent share of rows both models are scored on."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def recent_labelled_rows(database_url: str, lookback_days: float) -> pd.DataFram
 
 
 def with_production_rows(
-    df: pd.DataFrame, production: pd.DataFrame, *, min_samples: int
+    df: pd.DataFrame, production: pd.DataFrame, *, min_samples: int = MIN_SAMPLES
 ) -> tuple[pd.DataFrame, int]:
     """The dataset plus labelled production rows it does not already hold, validated again
     when any were added; and how many were new.
@@ -161,7 +163,7 @@ def retrain(
     rule: PromotionRule,
     *,
     source: str,
-    holdout_fraction: float = 0.1,
+    holdout_fraction: float = HOLDOUT_FRACTION,
     dry_run: bool = False,
     on_trees: TreeCallback | None = None,
     production_rows: int = 0,

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import requests
 
+from .config import get_settings
 from .data import time_split
 from .errors import ServiceNotReadyError, UsageError
 from .schema import FEATURES, LABEL
@@ -33,8 +34,8 @@ from .schema import FEATURES, LABEL
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
-MAX_BATCH = 1000
-"""The most transactions (or labels) the service takes in one request."""
+HISTORY_FRACTION = 0.8
+"""The earliest share of rows by Time that the model was trained on; the rest is replayed."""
 SHIFT_OPERATORS = ("+", "-", "*")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SHIFT = re.compile(rf"\s*(?P<feature>\w+)\s*(?P<op>[-+*])\s*(?P<value>{_NUMBER})\s*")
@@ -100,7 +101,7 @@ def apply_shifts(rows: pd.DataFrame, shifts: Sequence[Shift]) -> pd.DataFrame:
     return shifted
 
 
-def new_data(df: pd.DataFrame, history_fraction: float = 0.8) -> pd.DataFrame:
+def new_data(df: pd.DataFrame, history_fraction: float = HISTORY_FRACTION) -> pd.DataFrame:
     """The rows after the first `history_fraction` by Time: what arrives after the model ships.
 
     The index is each row's position in the whole time-ordered dataset, so transaction ids
@@ -172,10 +173,10 @@ class LabelQueue:
         """When the earliest label may be sent, or None when the queue is empty."""
         return self._heap[0][0] if self._heap else None
 
-    def take(self, now: float, limit: int = MAX_BATCH) -> list[PendingLabel]:
-        """Up to `limit` labels that may be sent at `now`, earliest first."""
+    def take(self, now: float, limit: int | None = None) -> list[PendingLabel]:
+        """Up to `limit` (default: all) labels that may be sent at `now`, earliest first."""
         taken: list[PendingLabel] = []
-        while self._heap and self._heap[0][0] <= now and len(taken) < limit:
+        while self._heap and self._heap[0][0] <= now and len(taken) != limit:
             taken.append(heapq.heappop(self._heap)[2])
         return taken
 
@@ -211,12 +212,16 @@ class ReplayOptions:
     """Seconds before a refused label batch is tried again; doubles up to 5 s."""
     flush_interval: float = 0.5
     """Due labels are sent at most this often, so they travel in batches, not one by one."""
+    max_batch: int = field(default_factory=lambda: get_settings().max_batch)
+    """The most transactions (or labels) the service takes in one request: FRAUD_MAX_BATCH."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ValueError(f"batch size must be 1..{MAX_BATCH}, not {self.batch_size}")
+        if not 1 <= self.batch_size <= self.max_batch:
+            raise UsageError(
+                f"--batch-size must be 1..{self.max_batch} (FRAUD_MAX_BATCH), not {self.batch_size}"
+            )
         if self.rate < 0 or self.label_delay < 0:
-            raise ValueError("rate and label delay must not be negative")
+            raise UsageError("rate and label delay must not be negative")
 
 
 @dataclass
@@ -450,7 +455,7 @@ class Replay:
         if now < self._next_flush():
             return
         self.last_flush = now
-        while batch := self.queue.take(now):
+        while batch := self.queue.take(now, self.options.max_batch):
             self._send_labels(batch)
         self.on_progress(self.summary)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..config import Settings, get_settings
 from ..schedule import Job, next_daily, next_weekly, run_command, run_schedule
 
 
@@ -14,10 +15,14 @@ from ..schedule import Job, next_daily, next_weekly, run_command, run_schedule
 @click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
 @click.option("--data", "data_uri", help="Dataset for retraining (default: FRAUD_DATA).")
 @click.option(
-    "--reports", type=click.Path(path_type=Path), default=Path(".fraud/reports"), show_default=True
+    "--reports",
+    type=click.Path(path_type=Path),
+    show_default=str(Settings.model_fields["reports"].default),
+    help="Folder of the latest reports (default: FRAUD_REPORTS).",
 )
-def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path) -> None:
+def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path | None) -> None:
     """Retrain every Sunday 02:00 UTC and monitor daily at 06:00 UTC, on a plain server."""
+    reports = get_settings(reports=reports).reports
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     reports.mkdir(parents=True, exist_ok=True)
     store = ["--store", store_uri] if store_uri else []

@@ -13,12 +13,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from ..config import Settings, get_settings
+from ..data import MIN_SAMPLES
 from ..errors import PredictionLogError
 from ..registry import Registry
-from ..retraining import PromotionRule, recent_labelled_rows, retrain, with_production_rows
+from ..retraining import (
+    HOLDOUT_FRACTION,
+    PromotionRule,
+    recent_labelled_rows,
+    retrain,
+    with_production_rows,
+)
 from ..store import open_store
 from ..training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
-from .console import err, load_command_data, out
+from .console import err, given, load_command_data, out
+
+MIN_SAMPLES_OPTION = click.option(
+    "--min-samples",
+    type=int,
+    show_default=str(MIN_SAMPLES),
+    help="Refuse datasets with fewer rows.",
+)
 
 
 @contextmanager
@@ -71,31 +85,28 @@ def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
 @click.option(
     "--synthetic-rows", default=100_000, show_default=True, help="Rows of synthetic data."
 )
-@click.option(
-    "--min-samples", default=1000, show_default=True, help="Refuse datasets with fewer rows."
-)
+@MIN_SAMPLES_OPTION
 @click.option(
     "--threshold-rule",
     type=click.Choice(["f1", "min_precision", "cost"]),
-    default="f1",
-    show_default=True,
+    show_default=TrainingOptions.threshold_rule,
 )
 @click.option(
     "--min-precision",
-    default=0.9,
-    show_default=True,
+    type=float,
+    show_default=str(TrainingOptions.min_precision),
     help="Precision floor for --threshold-rule min_precision.",
 )
 @click.option(
     "--review-fee",
-    default=5.0,
-    show_default=True,
+    type=float,
+    show_default=str(TrainingOptions.review_fee),
     help="Cost of a false alarm for --threshold-rule cost.",
 )
 @click.option(
     "--trees",
-    default=int(DEFAULT_PARAMS["n_estimators"]),
-    show_default=True,
+    type=int,
+    show_default=str(DEFAULT_PARAMS["n_estimators"]),
     help="Number of trees.",
 )
 @click.option(
@@ -113,11 +124,11 @@ def train_command(
     model_name: str | None,
     synthetic: bool,
     synthetic_rows: int,
-    min_samples: int,
-    threshold_rule: str,
-    min_precision: float,
-    review_fee: float,
-    trees: int,
+    min_samples: int | None,
+    threshold_rule: str | None,
+    min_precision: float | None,
+    review_fee: float | None,
+    trees: int | None,
     promote: bool | None,
     reason: str,
     as_json: bool,
@@ -125,13 +136,13 @@ def train_command(
     """Train on a time-ordered split, export to ONNX and register a version."""
     settings = get_settings(model_store=store_uri, model_name=model_name)
     options = TrainingOptions(
-        params={**DEFAULT_PARAMS, "n_estimators": trees},
-        threshold_rule=threshold_rule,  # type: ignore[arg-type]
-        min_precision=min_precision,
-        review_fee=review_fee,
+        params={**DEFAULT_PARAMS, **given(n_estimators=trees)},
+        **given(threshold_rule=threshold_rule, min_precision=min_precision, review_fee=review_fee),
     )
     registry = Registry(open_store(settings.model_store), settings.model_name)
-    df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples)
+    df, source = load_command_data(
+        data_uri, synthetic, synthetic_rows, **given(min_samples=min_samples)
+    )
     with tree_progress("Growing trees") as on_trees:
         trained = train(
             df, options, source=source, model_name=settings.model_name, on_trees=on_trees
@@ -157,22 +168,23 @@ def train_command(
 )
 @click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
 @click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
-@click.option(
-    "--min-samples", default=1000, show_default=True, help="Refuse datasets with fewer rows."
-)
+@MIN_SAMPLES_OPTION
 @click.option(
     "--holdout-fraction",
-    default=0.1,
-    show_default=True,
+    type=float,
+    show_default=str(HOLDOUT_FRACTION),
     help="Most recent share of rows both models are scored on.",
 )
 @click.option(
-    "--min-improvement", default=0.02, show_default=True, help="F1 gain needed to promote."
+    "--min-improvement",
+    type=float,
+    show_default=str(PromotionRule.min_improvement),
+    help="F1 gain needed to promote.",
 )
 @click.option(
     "--max-precision-drop",
-    default=0.05,
-    show_default=True,
+    type=float,
+    show_default=str(PromotionRule.max_precision_drop),
     help="Largest precision loss a promotion may bring.",
 )
 @click.option(
@@ -193,10 +205,10 @@ def retrain_command(
     data_uri: str | None,
     store_uri: str | None,
     model_name: str | None,
-    min_samples: int,
-    holdout_fraction: float,
-    min_improvement: float,
-    max_precision_drop: float,
+    min_samples: int | None,
+    holdout_fraction: float | None,
+    min_improvement: float | None,
+    max_precision_drop: float | None,
     lookback_days: float,
     force_promotion: bool,
     dry_run: bool,
@@ -204,11 +216,14 @@ def retrain_command(
 ) -> None:
     """Train a challenger, score it and the champion on the same recent rows, and decide."""
     settings = get_settings(model_store=store_uri, model_name=model_name)
-    rule = PromotionRule(min_improvement, max_precision_drop, force_promotion)
+    rule = PromotionRule(
+        **given(min_improvement=min_improvement, max_precision_drop=max_precision_drop),
+        force=force_promotion,
+    )
     registry = Registry(open_store(settings.model_store), settings.model_name)
-    df, source = load_command_data(data_uri, False, 0, min_samples)
+    df, source = load_command_data(data_uri, False, 0, **given(min_samples=min_samples))
     production = _production_rows(settings, lookback_days)
-    df, added = with_production_rows(df, production, min_samples=min_samples)
+    df, added = with_production_rows(df, production, **given(min_samples=min_samples))
     if added:
         err.print(f"Added {added:,} labelled production rows from the prediction log")
     with tree_progress("Growing challenger trees") as on_trees:
@@ -217,7 +232,7 @@ def retrain_command(
             registry,
             rule,
             source=source,
-            holdout_fraction=holdout_fraction,
+            **given(holdout_fraction=holdout_fraction),
             dry_run=dry_run,
             on_trees=on_trees,
             production_rows=added,
