@@ -6,7 +6,7 @@ import socket
 import pytest
 from click.testing import CliRunner, Result
 
-from fraud_detection.models_cli import manifest_diff, models
+from fraud_detection.cli import cli
 from fraud_detection.registry import Registry
 from fraud_detection.store import open_store
 
@@ -38,7 +38,7 @@ def registry(store_uri: str) -> Registry:
 def run(registry: Registry, *args: str) -> Result:
     """Invoke `fraud models ARGS --store <registry's store>` on a wide terminal."""
     runner = CliRunner(env={"COLUMNS": "160"})
-    return runner.invoke(models, [*args, "--store", registry.store.uri])
+    return runner.invoke(cli, ["models", *args, "--store", registry.store.uri])
 
 
 def test_list_shows_versions_with_aliases_and_metrics(registry: Registry) -> None:
@@ -132,7 +132,7 @@ def test_store_and_name_default_to_the_environment(
 ) -> None:
     monkeypatch.setenv("FRAUD_MODEL_STORE", registry.store.uri)
     monkeypatch.setenv("FRAUD_MODEL_NAME", NAME)
-    result = CliRunner().invoke(models, ["show", "challenger", "--json"])
+    result = CliRunner().invoke(cli, ["models", "show", "challenger", "--json"])
     assert json.loads(result.stdout)["version"] == "2"
 
 
@@ -144,15 +144,7 @@ def test_unreachable_store_is_one_error_line_and_exit_1(
         port = sock.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    result = CliRunner().invoke(models, ["list", "--store", "s3://bucket/prefix"])
+    result = CliRunner().invoke(cli, ["models", "list", "--store", "s3://bucket/prefix"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: s3://bucket/prefix/models/fraud-detector/")
     assert "Could not connect" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_manifest_diff_marks_added_and_removed_fields() -> None:
-    rows = manifest_diff({"threshold": 0.5, "params": {"depth": 3}}, {"threshold": 0.6})
-    assert rows == [
-        {"field": "threshold", "a": 0.5, "b": 0.6, "delta": pytest.approx(0.1), "changed": True},
-        {"field": "params.depth", "a": 3, "b": None, "delta": None, "changed": True},
-    ]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fraud_detection import registry as registry_module
-from fraud_detection.errors import FraudError, IntegrityError, NotFoundError
+from fraud_detection.errors import IntegrityError, NotFoundError, UsageError
 from fraud_detection.registry import Registry, sha256_hex
 from fraud_detection.store import open_store
 
@@ -251,6 +251,21 @@ def test_stage_then_promote_moves_challenger_to_champion(registry: Registry) -> 
     assert registry.aliases() == {"champion": "2"}
 
 
+def test_the_first_version_becomes_champion_and_later_ones_challenger(
+    registry: Registry,
+) -> None:
+    for tag in "abc":
+        register(registry, tag)
+    assert registry.promote_or_stage("1", reason="trained") == "champion"
+    assert registry.promote_or_stage("2", reason="trained", details={"f1": 0.5}) == "challenger"
+    assert registry.aliases() == {"champion": "1", "challenger": "2"}
+    assert registry.events()[-1]["details"] == {"f1": 0.5}
+    assert registry.promote_or_stage("3", reason="asked", promote=True) == "champion"
+    assert registry.aliases() == {"champion": "3", "challenger": "2"}
+    assert registry.promote_or_stage("1", reason="asked", promote=False) == "challenger"
+    assert registry.aliases() == {"champion": "3", "challenger": "1"}
+
+
 def test_rollback_restores_the_previous_champion(registry: Registry) -> None:
     for tag in "abc":
         register(registry, tag)
@@ -274,18 +289,6 @@ def test_rollback_without_a_previous_champion_is_a_clear_error(registry: Registr
     with pytest.raises(NotFoundError, match="current champion: 1"):
         registry.rollback(reason="panic")
     assert registry.aliases() == {"champion": "1"}
-
-
-def test_archive_clears_the_challenger_and_refuses_the_champion(registry: Registry) -> None:
-    register(registry, "a")
-    register(registry, "b")
-    registry.promote("1", reason="r")
-    registry.stage("2", reason="r")
-    event = registry.archive("2", reason="lost to champion", details={"pr_auc_delta": -0.02})
-    assert event["action"] == "archived" and event["alias"] == "challenger"
-    assert registry.aliases() == {"champion": "1"}
-    with pytest.raises(FraudError, match="is the champion"):
-        registry.archive("1", reason="r")
 
 
 def test_events_at_the_same_instant_get_distinct_keys(
@@ -314,6 +317,14 @@ def test_events_at_the_same_instant_get_distinct_keys(
 
 def test_reserved_file_names_are_refused(registry: Registry) -> None:
     files: Mapping[str, bytes] = {"manifest.json": b"{}"}
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(UsageError, match="reserved"):
         registry.register(files, {})
+    assert registry.store.list_keys("") == []
+
+
+def test_a_caller_s_bad_name_is_a_usage_error(registry: Registry) -> None:
+    with pytest.raises(UsageError, match="invalid model name"):
+        Registry(registry.store, "../other")
+    with pytest.raises(UsageError, match="invalid store key"):
+        registry.register({"../model.onnx": b"x"}, {})
     assert registry.store.list_keys("") == []

@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
 from fraud_detection.cli import cli
-from fraud_detection.data import make_synthetic
+from fraud_detection.data import make_synthetic, time_split
+from fraud_detection.errors import DataValidationError
 from fraud_detection.prediction_log import (
     LOG_COLUMNS,
     ensure_schema,
@@ -17,9 +19,15 @@ from fraud_detection.prediction_log import (
     utc_now,
 )
 from fraud_detection.registry import Registry
-from fraud_detection.retraining import PromotionRule, decide
+from fraud_detection.retraining import (
+    PromotionRule,
+    decide,
+    score_on_holdout,
+    with_production_rows,
+)
 from fraud_detection.schema import FEATURES
 from fraud_detection.store import open_store
+from fraud_detection.training import DEFAULT_PARAMS, TrainingOptions, train
 
 CHAMPION = {"f1": 0.80, "precision": 0.90}
 
@@ -42,6 +50,39 @@ def test_promotion_rule(challenger: dict, rule: PromotionRule, action: str) -> N
 def test_first_model_becomes_champion() -> None:
     decision = decide(None, {"f1": 0.1, "precision": 0.1}, PromotionRule())
     assert decision.action == "promote" and "first" in decision.reason
+
+
+def test_production_rows_join_once_and_are_validated_again() -> None:
+    df = make_synthetic(rows=2000, seed=5)
+    fresh = make_synthetic(rows=300, seed=6)
+    fresh["Time"] += 200_000
+    production = pd.concat([fresh, df.tail(100)], ignore_index=True)
+    combined, added = with_production_rows(df, production, min_samples=1000)
+    assert added == 300 and len(combined) == 2300
+    assert with_production_rows(df, df.tail(100), min_samples=1000) == (df, 0)
+    assert with_production_rows(df, pd.DataFrame(), min_samples=1000) == (df, 0)
+    fresh.loc[0, "Amount"] = -5.0
+    with pytest.raises(DataValidationError, match="Amount"):
+        with_production_rows(df, fresh, min_samples=1000)
+
+
+def test_champion_and_challenger_are_scored_on_the_same_rows_passed_in(tmp_path: Path) -> None:
+    df = make_synthetic(rows=6000, fraud_rate=0.02, seed=3)
+    options = TrainingOptions(params={**DEFAULT_PARAMS, "n_estimators": 5}, n_jobs=1)
+    trained = train(df, options, source="synthetic", model_name="fraud-detector")
+    reg = registry(tmp_path / "store")
+    version = str(reg.register(trained.files, trained.manifest)["version"])
+    reg.promote(version, reason="the same model as champion")
+    # Rows from the middle of the data, not the test slice `train` reported on: the same
+    # model scored as champion and as challenger must then agree exactly.
+    holdout = time_split(df, 0.5)[1].iloc[:1500]
+    scored = score_on_holdout(trained, reg, holdout)
+    assert scored.champion is not None and scored.champion_scores is not None
+    assert scored.challenger["rows"] == scored.champion["rows"] == len(holdout)
+    assert scored.challenger != trained.manifest["metrics"]["test"]
+    assert scored.champion == {**scored.challenger, "version": version}
+    np.testing.assert_array_equal(scored.champion_scores, scored.challenger_scores)
+    np.testing.assert_array_equal(scored.labels, holdout["Class"])
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +114,9 @@ def test_retrain_twice_on_the_same_data_promotes_once(data: Path, tmp_path: Path
     staged = [e for e in reg.events() if e["action"] == "staged"][-1]
     assert staged["details"]["champion"]["version"] == "1"
     assert {"f1", "precision"} <= staged["details"]["challenger"].keys()
+    holdout_rows = staged["details"]["holdout_rows"]
+    assert staged["details"]["champion"]["rows"] == holdout_rows
+    assert staged["details"]["challenger"]["rows"] == holdout_rows
     report = (tmp_path / "report.md").read_text()
     assert "| f1 |" in report and "Decision: stage" in report
     assert reg.read_file("2", "retrain_report.md").decode() == report

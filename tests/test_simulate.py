@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
+from fraud_detection.cli import cli
 from fraud_detection.data import load_dataset, make_synthetic, time_split
 from fraud_detection.schema import FEATURES
 from fraud_detection.simulate import (
@@ -34,7 +35,6 @@ from fraud_detection.simulate import (
     replay,
     spread_rows,
 )
-from fraud_detection.simulate_cli import simulate
 
 TOLERANCE = 0.02
 """Seconds of clock slack between the server's record and the client's own timing."""
@@ -166,7 +166,7 @@ def dataset(tmp_path: Path, rows: int = 500, fraud_rate: float = 0.05) -> tuple[
 def run(service: Service, *args: str) -> Result:
     """`fraud simulate --url <service> ARGS --json`, fast by default."""
     base = ["--url", service.url, "--json", "--rate", "0", "--label-delay", "0"]
-    return CliRunner().invoke(simulate, [*base, *args])
+    return CliRunner().invoke(cli, ["simulate", *base, *args])
 
 
 def summary(result: Result) -> dict[str, Any]:
@@ -345,7 +345,7 @@ def test_an_unreachable_service_is_counted_not_a_crash(service: Service) -> None
 def test_a_service_that_never_gets_ready_is_an_error(tmp_path: Path) -> None:
     path, _ = dataset(tmp_path, rows=100)
     result = CliRunner().invoke(
-        simulate, ["--data", path, "--url", "http://127.0.0.1:9", "--wait-ready", "0.3"]
+        cli, ["simulate", "--data", path, "--url", "http://127.0.0.1:9", "--wait-ready", "0.3"]
     )
     assert result.exit_code == 1
     assert "not ready after 0.3 s" in result.stderr and "Connection refused" in result.stderr
@@ -361,7 +361,7 @@ def test_the_token_is_sent_and_a_refused_one_stops_the_replay(
     assert len(service.label_times()) == len(new)
     service.requests.clear()
     bad = CliRunner(env={"FRAUD_API_TOKEN": "wrong"}).invoke(
-        simulate, ["--url", service.url, "--data", path, "--rate", "0", "--json"]
+        cli, ["simulate", "--url", service.url, "--data", path, "--rate", "0", "--json"]
     )
     assert bad.exit_code == 1
     assert len(service.requests) == 1  # stopped at the first refusal, not 20 more
@@ -381,7 +381,7 @@ def test_a_bad_shift_exits_2_with_a_message(service: Service, expression: str) -
 def test_synthetic_replay_says_so_on_every_output_line(service: Service) -> None:
     args = ["--url", service.url, "--synthetic", "--synthetic-rows", "2000", "--limit", "30"]
     result = CliRunner(env={"COLUMNS": "160"}).invoke(
-        simulate, [*args, "--rate", "0", "--label-delay", "0"]
+        cli, ["simulate", *args, "--rate", "0", "--label-delay", "0"]
     )
     assert result.exit_code == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip("─ ")]
@@ -409,8 +409,19 @@ def test_ctrl_c_stops_cleanly_with_a_summary(service: Service) -> None:
 
 def test_sigint_stops_the_command_with_its_summary(service: Service, tmp_path: Path) -> None:
     path, _ = dataset(tmp_path, rows=2000)
-    code = "from fraud_detection.simulate_cli import simulate; simulate()"
-    args = ["--url", service.url, "--data", path, "--rate", "50", "--label-delay", "60", "--json"]
+    code = "from fraud_detection.cli import main; main()"
+    args = [
+        "simulate",
+        "--url",
+        service.url,
+        "--data",
+        path,
+        "--rate",
+        "50",
+        "--label-delay",
+        "60",
+        "--json",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

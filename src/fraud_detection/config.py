@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     pushgateway_url: str = Field(
         default="", validation_alias=AliasChoices("PUSHGATEWAY_URL", "pushgateway_url")
     )
+    reports: Path = Field(
+        default=HOME / "reports", validation_alias=AliasChoices("FRAUD_REPORTS", "reports")
+    )
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("FRAUD_HOST", "host"))
     port: int = Field(default=5000, validation_alias=AliasChoices("FRAUD_PORT", "port"))
     workers: int = Field(default=2, ge=1, validation_alias=AliasChoices("FRAUD_WORKERS", "workers"))

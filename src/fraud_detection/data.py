@@ -47,6 +47,9 @@ UNREADABLE = (
 
 err = Console(stderr=True)
 
+MIN_SAMPLES = 1000
+"""The fewest rows a dataset may have to be trained on."""
+
 
 def load_dataset(uri: str, progress: bool = False) -> pd.DataFrame:
     """A CSV or gzipped CSV (told by its magic bytes, not its name) from a path or s3:// URI.
@@ -135,7 +138,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def validate(df: pd.DataFrame, min_samples: int = 1000) -> None:
+def validate(df: pd.DataFrame, min_samples: int = MIN_SAMPLES) -> None:
     """Raise DataValidationError naming the column and rows at fault; return None when valid."""
     _check_columns(df)
     for column in COLUMNS:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import get_settings
-from .errors import FraudError, IntegrityError, NotFoundError, StoreError
+from .errors import IntegrityError, NotFoundError, StoreError, UsageError
 from .store import ObjectStore, check_key, open_store
 
 CHAMPION = "champion"
@@ -69,7 +69,7 @@ class Registry:
 
     def __init__(self, store: ObjectStore, name: str = "fraud-detector") -> None:
         if not _NAME.fullmatch(name):
-            raise StoreError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-'")
+            raise UsageError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-'")
         self.store = store
         self.name = name
         self.root = f"models/{name}"
@@ -274,6 +274,22 @@ class Registry:
             details=details,
         )
 
+    def promote_or_stage(
+        self,
+        version: str,
+        *,
+        reason: str,
+        promote: bool | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Make a new version champion if `promote`, or if there is no champion yet and
+        `promote` is None; else the challenger. Returns the alias it now holds."""
+        if promote or (promote is None and CHAMPION not in self.aliases()):
+            self.promote(version, reason=reason, details=details)
+            return CHAMPION
+        self.stage(version, reason=reason, details=details)
+        return CHALLENGER
+
     def rollback(self, *, reason: str, actor: str | None = None) -> str:
         """Make the previous champion champion again; returns its version.
 
@@ -298,34 +314,6 @@ class Registry:
             extra={"from_version": current, "to_version": target},
         )
         return str(target)
-
-    def archive(
-        self,
-        version: str,
-        *,
-        reason: str,
-        actor: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Retire a version that is not champion, clearing the challenger alias if it is one."""
-        version = self.resolve(version)
-        if self._read_alias(CHAMPION)["version"] == version:
-            raise FraudError(f"version {version} is the champion; promote another before archiving")
-        actor = actor or default_actor()
-        challenger = self._read_alias(CHALLENGER)
-        alias = None
-        if challenger["version"] == version:
-            self._write_alias(CHALLENGER, None, challenger["history"], actor=actor, reason=reason)
-            alias = CHALLENGER
-        return self._record(
-            "archived",
-            version,
-            alias=alias,
-            previous=None,
-            actor=actor,
-            reason=reason,
-            details=details,
-        )
 
     def _read_alias(self, alias: str) -> dict[str, Any]:
         try:
@@ -396,6 +384,10 @@ def open_registry(store_uri: str | None = None, name: str | None = None) -> Regi
 
 
 def _check_file_name(name: str) -> None:
-    check_key(name)
+    """A caller's artifact name must be a clean store key that the registry does not use."""
     if name in (MANIFEST, CLAIM):
-        raise ValueError(f"{name!r} is reserved for the registry")
+        raise UsageError(f"{name!r} is reserved for the registry")
+    try:
+        check_key(name)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc

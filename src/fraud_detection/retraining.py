@@ -1,20 +1,26 @@
-"""Champion/challenger retraining: train on all data but a recent holdout, compare, decide."""
+"""Champion/challenger retraining: train on all data but a recent holdout, score both models
+on that same holdout, decide."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from .data import time_split
+from .data import MIN_SAMPLES, time_split, validate
 from .evaluation import classification_metrics
 from .inference import onnx_fraud_probability, onnx_session
+from .prediction_log import labelled_transactions, open_engine, utc_now
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
 from .schema import COLUMNS, FEATURES
-from .training import TrainedModel, TrainingOptions, TreeCallback, features_and_label, train
+from .training import TrainedModel, TrainingOptions, TreeCallback, features_and_label, train_on
 
 Action = Literal["promote", "stage"]
+HOLDOUT_FRACTION = 0.1
+"""The most recent share of rows both models are scored on."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,20 @@ def decide(
     )
 
 
-def with_production_rows(df: pd.DataFrame, production: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The dataset plus labelled production rows it does not already hold; how many were new.
+def recent_labelled_rows(database_url: str, lookback_days: float) -> pd.DataFrame:
+    """Labelled rows the service logged in the last `lookback_days` (none for 0 or less);
+    PredictionLogError when the log cannot be read."""
+    if lookback_days <= 0:
+        return pd.DataFrame(columns=list(COLUMNS))
+    since = utc_now() - timedelta(days=lookback_days)
+    return labelled_transactions(open_engine(database_url), since)
+
+
+def with_production_rows(
+    df: pd.DataFrame, production: pd.DataFrame, *, min_samples: int = MIN_SAMPLES
+) -> tuple[pd.DataFrame, int]:
+    """The dataset plus labelled production rows it does not already hold, validated again
+    when any were added; and how many were new.
 
     A replay of the dataset through the service (`fraud simulate`) logs rows the dataset
     already has: counting them twice would tilt the holdout toward them.
@@ -73,20 +91,59 @@ def with_production_rows(df: pd.DataFrame, production: pd.DataFrame) -> tuple[pd
     known = df.loc[:, list(COLUMNS)].drop_duplicates()
     merged = production.merge(known, on=list(COLUMNS), how="left", indicator=True)
     new = production[(merged["_merge"] == "left_only").to_numpy()]
+    if new.empty:
+        return df, 0
     combined = pd.concat([df, new], ignore_index=True)
     combined.attrs = dict(df.attrs)
+    validate(combined, min_samples=min_samples)
     return combined, len(new)
 
 
-def score_champion(registry: Registry, holdout: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray]:
-    """Holdout metrics of the champion at its own threshold, and its scores (verified ONNX)."""
-    manifest = registry.manifest(CHAMPION)
-    session = onnx_session(registry.read_file(str(manifest["version"]), "model.onnx"), threads=0)
+@dataclass(frozen=True)
+class HoldoutScores:
+    """Both models scored by ONNX, as served, on the same holdout rows, each at its own
+    threshold: metrics (the champion's with its `version`) and per-row fraud probabilities."""
+
+    labels: NDArray[np.int8]
+    challenger: dict[str, Any]
+    challenger_scores: NDArray[np.float64]
+    champion: dict[str, Any] | None = None
+    champion_scores: NDArray[np.float64] | None = None
+
+
+def score_model(
+    onnx_bytes: bytes, threshold: float, holdout: pd.DataFrame
+) -> tuple[dict[str, Any], NDArray[np.float64]]:
+    """Holdout metrics of one ONNX model at `threshold`, and its scores."""
+    session = onnx_session(onnx_bytes, threads=0)
     x, y = features_and_label(holdout)
     scores = onnx_fraud_probability(session, x).astype(np.float64)
     amounts = x[:, FEATURES.index("Amount")]
-    metrics = classification_metrics(y, scores, float(manifest["threshold"]), amounts=amounts)
-    return {**metrics, "version": str(manifest["version"])}, scores
+    return classification_metrics(y, scores, threshold, amounts=amounts), scores
+
+
+def score_champion(
+    registry: Registry, holdout: pd.DataFrame
+) -> tuple[dict[str, Any], NDArray[np.float64]]:
+    """Holdout metrics of the champion (verified artifacts) with its version, and its scores."""
+    manifest = registry.manifest(CHAMPION)
+    version = str(manifest["version"])
+    onnx_bytes = registry.read_file(version, "model.onnx")
+    metrics, scores = score_model(onnx_bytes, float(manifest["threshold"]), holdout)
+    return {**metrics, "version": version}, scores
+
+
+def score_on_holdout(
+    challenger: TrainedModel, registry: Registry, holdout: pd.DataFrame
+) -> HoldoutScores:
+    """The challenger and the registry's champion, if any, scored on the same `holdout` rows."""
+    threshold = float(challenger.manifest["threshold"])
+    metrics, scores = score_model(challenger.files["model.onnx"], threshold, holdout)
+    result = HoldoutScores(features_and_label(holdout)[1], metrics, scores)
+    if CHAMPION not in registry.aliases():
+        return result
+    champion, champion_scores = score_champion(registry, holdout)
+    return replace(result, champion=champion, champion_scores=champion_scores)
 
 
 @dataclass(frozen=True)
@@ -106,7 +163,7 @@ def retrain(
     rule: PromotionRule,
     *,
     source: str,
-    holdout_fraction: float = 0.1,
+    holdout_fraction: float = HOLDOUT_FRACTION,
     dry_run: bool = False,
     on_trees: TreeCallback | None = None,
     production_rows: int = 0,
@@ -115,21 +172,19 @@ def retrain(
 
     Nothing is written before the challenger is complete, so a crash leaves the champion as is.
     """
+    history, holdout = time_split(df, 1 - holdout_fraction)
     options = TrainingOptions(history_fraction=1 - holdout_fraction)
-    trained: TrainedModel = train(
-        df, options, source=source, model_name=registry.name, on_trees=on_trees
+    trained = train_on(
+        history,
+        holdout,
+        options,
+        data=df,
+        source=source,
+        model_name=registry.name,
+        on_trees=on_trees,
     )
-    challenger = trained.manifest["metrics"]["test"]
-    _, holdout = time_split(df, 1 - holdout_fraction)
-    champion: dict[str, Any] | None = None
-    curves = {}
-    if CHAMPION in registry.aliases():
-        champion, champion_scores = score_champion(registry, holdout)
-        curves[f"champion v{champion['version']}"] = (
-            holdout["Class"].to_numpy(),
-            champion_scores,
-            champion["pr_auc"],
-        )
+    scored = score_on_holdout(trained, registry, holdout)
+    champion, challenger = scored.champion, scored.challenger
     decision = decide(champion, challenger, rule)
     details = {
         "decision": asdict(decision),
@@ -142,20 +197,21 @@ def retrain(
     report = retrain_report(
         decision, rule, champion, challenger, len(holdout), source, production_rows
     )
-    version = None
-    if not dry_run:
-        files = dict(trained.files)
-        x_hold, y_hold = features_and_label(holdout)
-        challenger_scores = trained.model.predict_proba(x_hold)[:, 1]
-        curves["challenger"] = (y_hold, challenger_scores, challenger["pr_auc"])
-        files["retrain_pr_curves.png"] = plot_pr_curves(curves, "Holdout: champion vs challenger")
-        files["retrain_report.md"] = report.encode()
-        manifest = registry.register(
-            files, {**trained.manifest, "retraining": details}, reason="retrain"
-        )
-        version = str(manifest["version"])
-        act = registry.promote if decision.action == "promote" else registry.stage
-        act(version, reason=decision.reason, details=details)
+    if dry_run:
+        return RetrainResult(decision, champion, challenger, None, report)
+    curves = {"challenger": (scored.labels, scored.challenger_scores, challenger["pr_auc"])}
+    if champion is not None and scored.champion_scores is not None:
+        label = f"champion v{champion['version']}"
+        curves = {label: (scored.labels, scored.champion_scores, champion["pr_auc"]), **curves}
+    files = dict(trained.files)
+    files["retrain_pr_curves.png"] = plot_pr_curves(curves, "Holdout: champion vs challenger")
+    files["retrain_report.md"] = report.encode()
+    manifest = registry.register(
+        files, {**trained.manifest, "retraining": details}, reason="retrain"
+    )
+    version = str(manifest["version"])
+    act = registry.promote if decision.action == "promote" else registry.stage
+    act(version, reason=decision.reason, details=details)
     return RetrainResult(decision, champion, challenger, version, report)
 
 

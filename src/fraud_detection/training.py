@@ -164,9 +164,26 @@ def train(
     on_trees: TreeCallback | None = None,
 ) -> TrainedModel:
     """Split by time, fit, choose the threshold, test once, export and check ONNX, report."""
-    started = time.perf_counter()
-    synthetic = bool(df.attrs.get("synthetic", False))
     history, test = time_split(df, options.history_fraction)
+    return train_on(
+        history, test, options, data=df, source=source, model_name=model_name, on_trees=on_trees
+    )
+
+
+def train_on(
+    history: pd.DataFrame,
+    test: pd.DataFrame,
+    options: TrainingOptions = TrainingOptions(),
+    *,
+    data: pd.DataFrame,
+    source: str,
+    model_name: str,
+    on_trees: TreeCallback | None = None,
+) -> TrainedModel:
+    """`train` on a split made by the caller: fit and validate on `history`, test on `test`;
+    `data` is the whole dataset the manifest fingerprints."""
+    started = time.perf_counter()
+    synthetic = bool(data.attrs.get("synthetic", False))
     fit_part, validation = split_history(history, options.validation_fraction)
     x_fit, y_fit = features_and_label(fit_part)
     x_val, y_val = features_and_label(validation)
@@ -221,7 +238,7 @@ def train(
         "model_features": list(options.model_features),
         "metrics": metrics,
         "data": {
-            **dataset_fingerprint(df),
+            **dataset_fingerprint(data),
             "source": source,
             "synthetic": synthetic,
             "history_fraction": options.history_fraction,

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from .config import get_settings
-from .console import err, reported_errors
-from .errors import PushError
-from .monitoring import (
+from ..config import get_settings
+from ..errors import PushError
+from ..monitoring import (
     DriftRule,
     evaluate,
     format_report,
@@ -17,9 +16,10 @@ from .monitoring import (
     push_gauges,
     variant_metrics,
 )
-from .prediction_log import open_engine, read_window, utc_now
-from .registry import CHAMPION, Registry
-from .store import open_store
+from ..prediction_log import open_engine, read_window, utc_now
+from ..registry import CHAMPION, Registry
+from ..store import open_store
+from .console import err
 
 
 def newest_version_time(registry: Registry) -> float | None:
@@ -80,34 +80,33 @@ def monitor(
         max_fnr=max_fnr,
         psi_threshold=psi_threshold,
     )
-    with reported_errors():
-        registry = Registry(open_store(settings.model_store), settings.model_name)
-        manifest = registry.manifest(CHAMPION)
-        reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
-        end = utc_now()
-        start = end - timedelta(days=lookback_days)
-        window = read_window(open_engine(settings.database_url), start)
-        # Shadow scores were never acted on; the served decisions are what analysts judge.
-        served = window[window["variant"] != "shadow"]
-        result = evaluate(served, reference, manifest, rule, period=(start, end))
-        report = format_report(result)
-        by_variant = variant_metrics(window)
-        if len(by_variant) > 1:
-            report += "\n" + format_variants(by_variant)
-        if report_path:
-            report_path.write_text(report)
-        if as_json:
-            click.echo(json.dumps({**result.to_json(), "variants": by_variant}, indent=2))
-        else:
-            click.echo(report)  # Markdown: never wrapped to the terminal width
-        if settings.pushgateway_url:
-            try:
-                push_gauges(
-                    result,
-                    settings.pushgateway_url,
-                    settings.model_name,
-                    last_trained=newest_version_time(registry),
-                )
-            except OSError as exc:
-                raise PushError(f"could not push to {settings.pushgateway_url}: {exc}") from exc
-            err.print(f"Pushed the gauges to {settings.pushgateway_url}")
+    registry = Registry(open_store(settings.model_store), settings.model_name)
+    manifest = registry.manifest(CHAMPION)
+    reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
+    end = utc_now()
+    start = end - timedelta(days=lookback_days)
+    window = read_window(open_engine(settings.database_url), start)
+    # Shadow scores were never acted on; the served decisions are what analysts judge.
+    served = window[window["variant"] != "shadow"]
+    result = evaluate(served, reference, manifest, rule, period=(start, end))
+    report = format_report(result)
+    by_variant = variant_metrics(window)
+    if len(by_variant) > 1:
+        report += "\n" + format_variants(by_variant)
+    if report_path:
+        report_path.write_text(report)
+    if as_json:
+        click.echo(json.dumps({**result.to_json(), "variants": by_variant}, indent=2))
+    else:
+        click.echo(report)  # Markdown: never wrapped to the terminal width
+    if settings.pushgateway_url:
+        try:
+            push_gauges(
+                result,
+                settings.pushgateway_url,
+                settings.model_name,
+                last_trained=newest_version_time(registry),
+            )
+        except OSError as exc:
+            raise PushError(f"could not push to {settings.pushgateway_url}: {exc}") from exc
+        err.print(f"Pushed the gauges to {settings.pushgateway_url}")

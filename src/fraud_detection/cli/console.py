@@ -1,35 +1,21 @@
-"""The consoles every command prints to, how product errors reach the user, and the dataset
-loading the commands share."""
+"""The consoles every command prints to, and the dataset loading the commands share."""
 
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
 
-from .config import get_settings
-from .data import load_dataset, make_synthetic, validate
-from .errors import FraudError
-from .fetch import fetch_dataset
+from ..config import get_settings
+from ..data import MIN_SAMPLES, load_dataset, make_synthetic, validate
+from ..fetch import fetch_dataset
 
 err = Console(stderr=True)
 out = Console()
 
 
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn product errors into one line on stderr and the documented exit code."""
-    try:
-        yield
-    except FraudError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-
-
 def load_command_data(
-    data_uri: str | None, synthetic: bool, synthetic_rows: int, min_samples: int
+    data_uri: str | None, synthetic: bool, synthetic_rows: int, min_samples: int = MIN_SAMPLES
 ) -> tuple[pd.DataFrame, str]:
     """The validated dataset a command works on (real, or generated with --synthetic), and
     where it came from; progress and timing go to stderr."""
@@ -43,3 +29,8 @@ def load_command_data(
     err.print(f"Loaded {len(df):,} rows from {uri} in {time.perf_counter() - started:.1f} s")
     validate(df, min_samples=min_samples)
     return df, uri
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The options the user gave: the others fall back to the one default of what they feed."""
+    return {name: value for name, value in values.items() if value is not None}

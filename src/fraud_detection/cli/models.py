@@ -3,7 +3,7 @@
 import json
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -11,24 +11,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .errors import FraudError
-from .registry import CHAMPION, Registry, open_registry
+from ..manifests import lookup, manifest_diff
+from ..registry import CHAMPION, Registry, open_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
-# The manifest sections `diff` compares, in display order.
-DIFF_SECTIONS = ("threshold", "metrics", "data", "params", "files")
 _HASH = re.compile(r"[0-9a-f]{32,}")
-
-
-class _ReportingGroup(click.Group):
-    """A group whose product errors become one `error:` line and the documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FraudError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 def _registry_options(command: F) -> F:
@@ -43,45 +30,6 @@ def _registry_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def lookup(manifest: Mapping[str, Any], dotted: str) -> Any:
-    """The value at a dotted path like `metrics.test.pr_auc`, or None if absent."""
-    value: Any = manifest
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def flatten(value: Any, prefix: str) -> dict[str, Any]:
-    """Nested dicts as {dotted.path: leaf value}."""
-    if not isinstance(value, Mapping):
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        flat.update(flatten(item, f"{prefix}.{key}"))
-    return flat
-
-
-def manifest_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows {field, a, b, delta, changed} over the compared sections; delta for numbers only."""
-    rows = []
-    for section in DIFF_SECTIONS:
-        left, right = flatten(a.get(section), section), flatten(b.get(section), section)
-        for field in [*left, *(k for k in right if k not in left)]:
-            va, vb = left.get(field), right.get(field)
-            if va is None and vb is None:
-                continue
-            delta = _delta(va, vb)
-            rows.append({"field": field, "a": va, "b": vb, "delta": delta, "changed": va != vb})
-    return rows
-
-
-def _delta(a: Any, b: Any) -> float | None:
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
-    return b - a if numbers else None
 
 
 def short_time(iso: str | None) -> str:
@@ -123,7 +71,7 @@ def _print(renderable: Any) -> None:
     Console(width=max(width, 120)).print(renderable)
 
 
-@click.group(cls=_ReportingGroup)
+@click.group()
 def models() -> None:
     """Registered model versions: list, show, promote, roll back, diff."""
 

@@ -10,10 +10,8 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .console import err, load_command_data, out
-from .errors import FraudError
-from .simulate import (
-    MAX_BATCH,
+from ..simulate import (
+    HISTORY_FRACTION,
     ReplayOptions,
     Shift,
     ShiftError,
@@ -26,19 +24,14 @@ from .simulate import (
     spread_rows,
     wait_until_ready,
 )
+from .console import err, given, load_command_data, out
 
 SYNTHETIC = "SYNTHETIC"
 
 
-class _ReportingCommand(click.Command):
-    """A command whose product errors become one `error:` line and the documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FraudError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            ctx.exit(exc.exit_code)
+def _default(field: str) -> str:
+    """A ReplayOptions default, for the help text of the option that falls back to it."""
+    return str(getattr(ReplayOptions, field))
 
 
 def _shifts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Shift]:
@@ -103,7 +96,7 @@ def _summary_table(summary: Summary, tag: str) -> Table:
     return table
 
 
-@click.command("simulate", cls=_ReportingCommand)
+@click.command("simulate")
 @click.option(
     "--data",
     "data_uri",
@@ -116,8 +109,7 @@ def _summary_table(summary: Summary, tag: str) -> Table:
 @click.option(
     "--history-fraction",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.8,
-    show_default=True,
+    show_default=str(HISTORY_FRACTION),
     help="Earliest share of rows by Time that is history; the rest is replayed.",
 )
 @click.option(
@@ -133,7 +125,7 @@ def _summary_table(summary: Summary, tag: str) -> Table:
     metavar="EXPR",
     help="Simulate drift: FEATURE OP NUMBER with OP one of + - * (Amount*3, V14+2). Repeatable.",
 )
-@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="The service.")
+@click.option("--url", show_default=_default("url"), help="The service.")
 @click.option(
     "--token",
     envvar="FRAUD_API_TOKEN",
@@ -143,32 +135,29 @@ def _summary_table(summary: Summary, tag: str) -> Table:
 @click.option(
     "--rate",
     type=click.FloatRange(min=0),
-    default=100.0,
-    show_default=True,
+    show_default=_default("rate"),
     help="Transactions per second on average; 0 = as fast as the service answers.",
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(1, MAX_BATCH),
-    default=1,
-    show_default=True,
-    help="Transactions per /predict request (1 = single-transaction traffic).",
+    type=click.IntRange(min=1),
+    show_default=_default("batch_size"),
+    help="Transactions per /predict request (1 = single-transaction traffic; at most "
+    "FRAUD_MAX_BATCH).",
 )
 @click.option(
     "--label-delay",
     type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
+    show_default=_default("label_delay"),
     help="Seconds between a transaction being scored and its label being sent.",
 )
 @click.option(
     "--label-fraction",
     type=click.FloatRange(0, 1),
-    default=1.0,
-    show_default=True,
+    show_default=_default("label_fraction"),
     help="Share of transactions whose label is sent (a uniform random sample, by --seed).",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of the label sample.")
+@click.option("--seed", type=int, show_default=_default("seed"), help="Seed of the label sample.")
 @click.option(
     "--transaction-prefix",
     help="Transaction ids are PREFIX-<row number> (default: sim-<random run id>).",
@@ -176,15 +165,13 @@ def _summary_table(summary: Summary, tag: str) -> Table:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
+    show_default=_default("timeout"),
     help="Seconds one request may take.",
 )
 @click.option(
     "--feedback-deadline",
     type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
+    show_default=_default("feedback_deadline"),
     help="Seconds to keep retrying labels the service cannot store yet (503).",
 )
 @click.option(
@@ -199,19 +186,19 @@ def simulate(
     data_uri: str | None,
     synthetic: bool,
     synthetic_rows: int,
-    history_fraction: float,
+    history_fraction: float | None,
     limit: int | None,
     shifts: list[Shift],
-    url: str,
+    url: str | None,
     token: str | None,
-    rate: float,
-    batch_size: int,
-    label_delay: float,
-    label_fraction: float,
-    seed: int,
+    rate: float | None,
+    batch_size: int | None,
+    label_delay: float | None,
+    label_fraction: float | None,
+    seed: int | None,
     transaction_prefix: str | None,
-    timeout: float,
-    feedback_deadline: float,
+    timeout: float | None,
+    feedback_deadline: float | None,
     wait_ready: float,
     as_json: bool,
 ) -> None:
@@ -222,28 +209,31 @@ def simulate(
     it was scored its label goes to /feedback, as an analyst would confirm it later. Exit 0
     when everything was scored and labelled, 1 when any request ultimately failed.
     """
+    options = ReplayOptions(
+        **given(
+            url=url,
+            rate=rate,
+            batch_size=batch_size,
+            label_delay=label_delay,
+            label_fraction=label_fraction,
+            seed=seed,
+            timeout=timeout,
+            feedback_deadline=feedback_deadline,
+        ),
+        token=token or None,
+        prefix=transaction_prefix or f"sim-{run_id()}",
+    )
     df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples=2)
     tag = f"{SYNTHETIC} " if synthetic else ""
-    rows = apply_shifts(spread_rows(new_data(df, history_fraction), limit), shifts)
-    options = ReplayOptions(
-        url=url,
-        token=token or None,
-        rate=rate,
-        batch_size=batch_size,
-        label_delay=label_delay,
-        label_fraction=label_fraction,
-        seed=seed,
-        prefix=transaction_prefix or f"sim-{run_id()}",
-        timeout=timeout,
-        feedback_deadline=feedback_deadline,
-    )
+    new = new_data(df, **given(history_fraction=history_fraction))
+    rows = apply_shifts(spread_rows(new, limit), shifts)
     if wait_ready > 0:
-        wait_until_ready(url, wait_ready)
+        wait_until_ready(options.url, wait_ready)
     drift = f"; shifts {', '.join(map(str, shifts))}" if shifts else ""
     err.print(
         f"{tag}Replaying {len(rows):,} transactions ({int(rows['Class'].sum()):,} frauds) "
-        f"from {source} to {url} at {_rate(rate)}, {batch_size} per request; labels "
-        f"{label_delay:g} s later; ids {options.prefix}-<row>{drift}",
+        f"from {source} to {options.url} at {_rate(options.rate)}, {options.batch_size} per "
+        f"request; labels {options.label_delay:g} s later; ids {options.prefix}-<row>{drift}",
         highlight=False,
         soft_wrap=True,
     )

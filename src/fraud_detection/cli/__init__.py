@@ -1,0 +1,50 @@
+"""The `fraud` command: one root group whose subcommands only translate flags into calls on
+the package, and the one place product errors become exit codes (SPEC section 11)."""
+
+from typing import Any
+
+import click
+
+from ..errors import FraudError
+from .data import data
+from .models import models
+from .monitor import monitor
+from .schedule import schedule_command
+from .serve import serve_command
+from .simulate import simulate
+from .train import retrain_command, train_command
+
+
+class ReportingGroup(click.Group):
+    """A group whose product errors become one `error:` line on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FraudError as exc:
+            click.echo(f"{click.style('error:', fg='red')} {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=ReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fraud-detection")
+def cli() -> None:
+    """Credit-card fraud detection: train, register, serve and monitor a model."""
+
+
+for command in (
+    train_command,
+    retrain_command,
+    models,
+    monitor,
+    simulate,
+    serve_command,
+    schedule_command,
+    data,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the `fraud` console script."""
+    cli()

@@ -1,0 +1,253 @@
+"""`fraud train` and `fraud retrain`: a new version, and a challenger against the champion."""
+
+import json
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from ..config import Settings, get_settings
+from ..data import MIN_SAMPLES
+from ..errors import PredictionLogError
+from ..registry import Registry
+from ..retraining import (
+    HOLDOUT_FRACTION,
+    PromotionRule,
+    recent_labelled_rows,
+    retrain,
+    with_production_rows,
+)
+from ..store import open_store
+from ..training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
+from .console import err, given, load_command_data, out
+
+MIN_SAMPLES_OPTION = click.option(
+    "--min-samples",
+    type=int,
+    show_default=str(MIN_SAMPLES),
+    help="Refuse datasets with fewer rows.",
+)
+
+
+@contextmanager
+def tree_progress(description: str) -> Iterator[TreeCallback]:
+    """A transient progress bar of trees grown; yields the callback that advances it."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda grown, total: progress.update(task, completed=grown, total=total)
+
+
+def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
+    test = manifest["metrics"]["test"]
+    synthetic = manifest["data"]["synthetic"]
+    table = Table(title="Training summary" + (" — SYNTHETIC DATA" if synthetic else ""))
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("version", f"{manifest['version']} ({alias})"),
+        ("test PR-AUC", f"{test['pr_auc']:.4f} (fraud rate {100 * test['test_fraud_rate']:.3f}%)"),
+        ("precision / recall", f"{test['precision']:.3f} / {test['recall']:.3f}"),
+        ("F1", f"{test['f1']:.3f}"),
+        ("threshold", f"{manifest['threshold']:.4f}"),
+        ("test rows / frauds", f"{test['rows']:,} / {test['frauds']}"),
+        ("training time", f"{manifest['training_seconds']:.1f} s"),
+        ("peak memory", f"{peak_mb:.0f} MB"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    "data_uri",
+    help="Dataset path or s3:// URI (default: FRAUD_DATA, else the cached real dataset).",
+)
+@click.option(
+    "--store",
+    "store_uri",
+    help="Model store: folder or s3://bucket/prefix (default: FRAUD_MODEL_STORE).",
+)
+@click.option("--name", "model_name", help="Model name in the store (default: FRAUD_MODEL_NAME).")
+@click.option(
+    "--synthetic",
+    is_flag=True,
+    help="Train on generated data (offline fallback; labelled SYNTHETIC).",
+)
+@click.option(
+    "--synthetic-rows", default=100_000, show_default=True, help="Rows of synthetic data."
+)
+@MIN_SAMPLES_OPTION
+@click.option(
+    "--threshold-rule",
+    type=click.Choice(["f1", "min_precision", "cost"]),
+    show_default=TrainingOptions.threshold_rule,
+)
+@click.option(
+    "--min-precision",
+    type=float,
+    show_default=str(TrainingOptions.min_precision),
+    help="Precision floor for --threshold-rule min_precision.",
+)
+@click.option(
+    "--review-fee",
+    type=float,
+    show_default=str(TrainingOptions.review_fee),
+    help="Cost of a false alarm for --threshold-rule cost.",
+)
+@click.option(
+    "--trees",
+    type=int,
+    show_default=str(DEFAULT_PARAMS["n_estimators"]),
+    help="Number of trees.",
+)
+@click.option(
+    "--promote/--no-promote",
+    default=None,
+    help="Make it champion (default: only if there is none).",
+)
+@click.option(
+    "--reason", default="fraud train", show_default=True, help="Recorded in the event trail."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def train_command(
+    data_uri: str | None,
+    store_uri: str | None,
+    model_name: str | None,
+    synthetic: bool,
+    synthetic_rows: int,
+    min_samples: int | None,
+    threshold_rule: str | None,
+    min_precision: float | None,
+    review_fee: float | None,
+    trees: int | None,
+    promote: bool | None,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Train on a time-ordered split, export to ONNX and register a version."""
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    options = TrainingOptions(
+        params={**DEFAULT_PARAMS, **given(n_estimators=trees)},
+        **given(threshold_rule=threshold_rule, min_precision=min_precision, review_fee=review_fee),
+    )
+    registry = Registry(open_store(settings.model_store), settings.model_name)
+    df, source = load_command_data(
+        data_uri, synthetic, synthetic_rows, **given(min_samples=min_samples)
+    )
+    with tree_progress("Growing trees") as on_trees:
+        trained = train(
+            df, options, source=source, model_name=settings.model_name, on_trees=on_trees
+        )
+    manifest = registry.register(trained.files, trained.manifest, reason=reason)
+    version = str(manifest["version"])
+    alias = registry.promote_or_stage(
+        version, reason=reason, promote=promote, details={"metrics": manifest["metrics"]["test"]}
+    )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    out.print(_summary(manifest, alias, peak_mb))
+    out.print(f"Registered in {settings.model_store} as version {version} ({alias}).")
+
+
+@click.command("retrain")
+@click.option(
+    "--data",
+    "data_uri",
+    help="Dataset path or s3:// URI (default: FRAUD_DATA, else the cached real dataset).",
+)
+@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
+@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
+@MIN_SAMPLES_OPTION
+@click.option(
+    "--holdout-fraction",
+    type=float,
+    show_default=str(HOLDOUT_FRACTION),
+    help="Most recent share of rows both models are scored on.",
+)
+@click.option(
+    "--min-improvement",
+    type=float,
+    show_default=str(PromotionRule.min_improvement),
+    help="F1 gain needed to promote.",
+)
+@click.option(
+    "--max-precision-drop",
+    type=float,
+    show_default=str(PromotionRule.max_precision_drop),
+    help="Largest precision loss a promotion may bring.",
+)
+@click.option(
+    "--lookback-days",
+    default=30.0,
+    show_default=True,
+    help="Add labelled production rows logged in this many days (DATABASE_URL); 0 for none.",
+)
+@click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
+@click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    help="Also write the Markdown report here.",
+)
+def retrain_command(
+    data_uri: str | None,
+    store_uri: str | None,
+    model_name: str | None,
+    min_samples: int | None,
+    holdout_fraction: float | None,
+    min_improvement: float | None,
+    max_precision_drop: float | None,
+    lookback_days: float,
+    force_promotion: bool,
+    dry_run: bool,
+    report_path: Path | None,
+) -> None:
+    """Train a challenger, score it and the champion on the same recent rows, and decide."""
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    rule = PromotionRule(
+        **given(min_improvement=min_improvement, max_precision_drop=max_precision_drop),
+        force=force_promotion,
+    )
+    registry = Registry(open_store(settings.model_store), settings.model_name)
+    df, source = load_command_data(data_uri, False, 0, **given(min_samples=min_samples))
+    production = _production_rows(settings, lookback_days)
+    df, added = with_production_rows(df, production, **given(min_samples=min_samples))
+    if added:
+        err.print(f"Added {added:,} labelled production rows from the prediction log")
+    with tree_progress("Growing challenger trees") as on_trees:
+        result = retrain(
+            df,
+            registry,
+            rule,
+            source=source,
+            **given(holdout_fraction=holdout_fraction),
+            dry_run=dry_run,
+            on_trees=on_trees,
+            production_rows=added,
+        )
+    if report_path:
+        report_path.write_text(result.report)
+    click.echo(result.report)  # Markdown: never wrapped to the terminal width
+    where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
+    out.print(f"Decision: {result.decision.action}; {where}.")
+
+
+def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
+    """Recent labelled rows of the prediction log; none (with a warning) when it cannot be read."""
+    try:
+        return recent_labelled_rows(settings.database_url, lookback_days)
+    except PredictionLogError as exc:
+        err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
+        return pd.DataFrame()
