@@ -11,7 +11,7 @@ $(BIN)/fraud: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt -e .
 	touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(BIN)/fraud
+$(VENV)/.dev: requirements-dev.txt requirements-mlflow.txt $(BIN)/fraud
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -35,6 +35,12 @@ prometheus-tools:
 	  fi; \
 	fi
 
+# The MLflow tracking server for tests/test_mlflow_mirror.py, in an environment of its own.
+.venv-mlflow/bin/mlflow: requirements-mlflow-server.txt
+	$(PYTHON) -m venv .venv-mlflow
+	.venv-mlflow/bin/pip install --quiet -r requirements-mlflow-server.txt
+	touch $@
+
 venv: $(BIN)/fraud
 dev-venv: $(VENV)/.dev
 
@@ -45,7 +51,7 @@ run: $(BIN)/fraud
 	$(BIN)/fraud models show champion >/dev/null 2>&1 || $(BIN)/fraud train
 	$(BIN)/fraud serve --host 127.0.0.1 --port 5000
 
-test: $(VENV)/.dev node_modules/.package-lock.json prometheus-tools
+test: $(VENV)/.dev node_modules/.package-lock.json prometheus-tools .venv-mlflow/bin/mlflow
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

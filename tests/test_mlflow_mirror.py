@@ -5,9 +5,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from mlflow import MlflowClient
 from mlflow_helpers import running_mlflow
 
+from fraud_detection.cli import cli
 from fraud_detection.mlflow_mirror import STORE_VERSION_TAG, sync
 from fraud_detection.registry import Registry
 from fraud_detection.store import open_store
@@ -88,3 +90,39 @@ def test_an_mlflow_outage_warns_and_a_later_sync_catches_up(
     client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
     champion = client.get_model_version_by_alias("outage-model", "champion")
     assert champion.tags[STORE_VERSION_TAG] == "1"
+
+
+def test_train_promote_and_rollback_mirror_themselves_and_an_outage_never_fails_training(
+    mlflow_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAUD_MODEL_NAME", "cli-model")
+    store = tmp_path / "store"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # down
+    train_into(store, promote=True)  # exits 0 although MLflow is down
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_url)
+    train_into(store)  # mirrors version 2 and catches up on version 1
+    client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
+    champion = client.get_model_version_by_alias("cli-model", "champion")
+    assert champion.tags[STORE_VERSION_TAG] == "1"
+    runner = CliRunner()
+    promoted = runner.invoke(cli, ["models", "promote", "2", "--store", str(store)])
+    assert promoted.exit_code == 0, promoted.output
+    assert client.get_model_version_by_alias("cli-model", "champion").tags[STORE_VERSION_TAG] == "2"
+    rolled = runner.invoke(cli, ["models", "rollback", "--store", str(store)])
+    assert rolled.exit_code == 0, rolled.output
+    assert client.get_model_version_by_alias("cli-model", "champion").tags[STORE_VERSION_TAG] == "1"
+    synced = runner.invoke(cli, ["models", "sync-mlflow", "--store", str(store)])
+    assert synced.exit_code == 0 and "none new" in synced.output
+
+
+def test_sync_mlflow_fails_with_exit_1_while_mlflow_is_down(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    down = f"http://127.0.0.1:{free_port()}"
+    args = ["models", "sync-mlflow", "--store", str(store), "--tracking-uri", down]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "not mirrored: version 1, version 2, aliases" in result.output
+    unset = CliRunner().invoke(cli, ["models", "sync-mlflow", "--store", str(store)])
+    assert unset.exit_code == 2 and "MLFLOW_TRACKING_URI" in unset.output

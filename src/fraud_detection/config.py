@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     log_capacity: int = Field(
         default=10_000, validation_alias=AliasChoices("FRAUD_LOG_CAPACITY", "log_capacity")
     )
+    mlflow_tracking_uri: str = Field(
+        default="", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
+    )
     pushgateway_url: str = Field(
         default="", validation_alias=AliasChoices("PUSHGATEWAY_URL", "pushgateway_url")
     )

@@ -141,8 +141,11 @@ def sync(registry: Registry, tracking_uri: str) -> MirrorReport:
         report.not_mirrored = [f"version {v['version']}" for v in registry.list_versions()]
         report.not_mirrored.append("aliases")
         _check_reachable(tracking_uri)
-        from mlflow import MlflowClient
-        from mlflow.exceptions import RestException
+        try:
+            from mlflow import MlflowClient
+            from mlflow.exceptions import RestException
+        except ImportError as exc:
+            raise ImportError("the MLflow client is not installed: pip install mlflow-skinny") from exc
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         try:

@@ -9,6 +9,8 @@ from rich.console import Console
 from ..config import get_settings
 from ..data import MIN_SAMPLES, load_dataset, make_synthetic, validate
 from ..fetch import fetch_dataset
+from ..mlflow_mirror import sync
+from ..registry import Registry
 
 err = Console(stderr=True)
 out = Console()
@@ -34,3 +36,11 @@ def load_command_data(
 def given(**values: Any) -> dict[str, Any]:
     """The options the user gave: the others fall back to the one default of what they feed."""
     return {name: value for name, value in values.items() if value is not None}
+
+
+def mirror_to_mlflow(registry: Registry) -> None:
+    """With MLFLOW_TRACKING_URI set, bring MLflow up to date with the store; warn on failure."""
+    tracking_uri = get_settings().mlflow_tracking_uri
+    if tracking_uri:
+        report = sync(registry, tracking_uri)
+        err.print(report.summary(), style="yellow" if report.error else None, highlight=False)

@@ -11,8 +11,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..config import get_settings
+from ..errors import FraudError, UsageError
 from ..manifests import lookup, manifest_diff
+from ..mlflow_mirror import sync
 from ..registry import CHAMPION, Registry, open_registry
+from .console import mirror_to_mlflow
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HASH = re.compile(r"[0-9a-f]{32,}")
@@ -160,6 +164,7 @@ def promote_command(
     previous = registry.aliases().get(CHAMPION)
     event = registry.promote(version, reason=reason)
     current = event["version"] if event else registry.resolve(version)
+    mirror_to_mlflow(registry)
     _report_change(registry, previous, current, changed=event is not None, as_json=as_json)
 
 
@@ -173,7 +178,26 @@ def rollback_command(
     registry = open_registry(store_uri, model_name)
     previous = registry.aliases().get(CHAMPION)
     current = registry.rollback(reason=reason)
+    mirror_to_mlflow(registry)
     _report_change(registry, previous, current, changed=True, as_json=as_json)
+
+
+@models.command("sync-mlflow")
+@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
+@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
+@click.option("--tracking-uri", help="MLflow tracking server (default: MLFLOW_TRACKING_URI).")
+def sync_mlflow_command(
+    store_uri: str | None, model_name: str | None, tracking_uri: str | None
+) -> None:
+    """Mirror every version and alias MLflow lacks (after an outage, or on first use)."""
+    registry = open_registry(store_uri, model_name)
+    uri = tracking_uri or get_settings().mlflow_tracking_uri
+    if not uri:
+        raise UsageError("no MLflow server: set MLFLOW_TRACKING_URI or pass --tracking-uri")
+    report = sync(registry, uri)
+    if report.error:
+        raise FraudError(report.summary())
+    _print(report.summary())
 
 
 def _report_change(

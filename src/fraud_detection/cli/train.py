@@ -25,7 +25,7 @@ from ..retraining import (
 )
 from ..store import open_store
 from ..training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
-from .console import err, given, load_command_data, out
+from .console import err, given, load_command_data, mirror_to_mlflow, out
 
 MIN_SAMPLES_OPTION = click.option(
     "--min-samples",
@@ -153,6 +153,7 @@ def train_command(
         version, reason=reason, promote=promote, details={"metrics": manifest["metrics"]["test"]}
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mirror_to_mlflow(registry)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
@@ -237,6 +238,8 @@ def retrain_command(
             on_trees=on_trees,
             production_rows=added,
         )
+    if not dry_run:
+        mirror_to_mlflow(registry)
     if report_path:
         report_path.write_text(result.report)
     click.echo(result.report)  # Markdown: never wrapped to the terminal width
