@@ -145,7 +145,7 @@ def sync(registry: Registry, tracking_uri: str) -> MirrorReport:
             from mlflow import MlflowClient
             from mlflow.exceptions import RestException
         except ImportError as exc:
-            raise ImportError("the MLflow client is not installed: pip install mlflow-skinny") from exc
+            raise ImportError("no MLflow client: pip install 'fraud-detection[mlflow]'") from exc
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         try:
