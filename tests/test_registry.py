@@ -328,3 +328,10 @@ def test_a_caller_s_bad_name_is_a_usage_error(registry: Registry) -> None:
     with pytest.raises(UsageError, match="invalid store key"):
         registry.register({"../model.onnx": b"x"}, {})
     assert registry.store.list_keys("") == []
+
+
+def test_last_registered_at_is_the_newest_versions_time(registry: Registry) -> None:
+    assert registry.last_registered_at() is None
+    register(registry, "a")
+    newest = registry.manifest(register(registry, "b"))["created_at"]
+    assert registry.last_registered_at() == datetime.fromisoformat(newest).timestamp()

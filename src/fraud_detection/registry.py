@@ -188,6 +188,11 @@ class Registry:
             for v in self._visible_versions()
         ]
 
+    def last_registered_at(self) -> float | None:
+        """When the newest version was registered (Unix seconds), or None for an empty store."""
+        times = [datetime.fromisoformat(m["created_at"]) for m in self.list_versions()]
+        return max(times).timestamp() if times else None
+
     def aliases(self) -> dict[str, str]:
         """Alias name -> version, for the aliases currently set."""
         records = (self._read_alias(alias) for alias in ALIASES)

@@ -1,31 +1,18 @@
 """`fraud monitor`: live quality and drift of the champion from the prediction log."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from ..config import get_settings
 from ..errors import PushError
-from ..monitoring import (
-    DriftRule,
-    evaluate,
-    format_report,
-    format_variants,
-    push_gauges,
-    variant_metrics,
-)
-from ..prediction_log import open_engine, read_window, utc_now
-from ..registry import CHAMPION, Registry
+from ..monitoring import DriftRule, monitor_champion, push_gauges
+from ..prediction_log import open_engine, utc_now
+from ..registry import Registry
 from ..store import open_store
 from .console import err
-
-
-def newest_version_time(registry: Registry) -> float | None:
-    """When the newest version was registered (Unix seconds): the 'model stale' alert's input."""
-    times = [datetime.fromisoformat(m["created_at"]) for m in registry.list_versions()]
-    return max(times).timestamp() if times else None
 
 
 @click.command("monitor")
@@ -81,22 +68,15 @@ def monitor(
         psi_threshold=psi_threshold,
     )
     registry = Registry(open_store(settings.model_store), settings.model_name)
-    manifest = registry.manifest(CHAMPION)
-    reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
     end = utc_now()
-    start = end - timedelta(days=lookback_days)
-    window = read_window(open_engine(settings.database_url), start)
-    # Shadow scores were never acted on; the served decisions are what analysts judge.
-    served = window[window["variant"] != "shadow"]
-    result = evaluate(served, reference, manifest, rule, period=(start, end))
-    report = format_report(result)
-    by_variant = variant_metrics(window)
-    if len(by_variant) > 1:
-        report += "\n" + format_variants(by_variant)
+    run = monitor_champion(
+        registry, open_engine(settings.database_url), rule, end - timedelta(days=lookback_days), end
+    )
+    result, report = run.result, run.report()
     if report_path:
         report_path.write_text(report)
     if as_json:
-        click.echo(json.dumps({**result.to_json(), "variants": by_variant}, indent=2))
+        click.echo(json.dumps(run.to_json(), indent=2))
     else:
         click.echo(report)  # Markdown: never wrapped to the terminal width
     if settings.pushgateway_url:
@@ -105,7 +85,7 @@ def monitor(
                 result,
                 settings.pushgateway_url,
                 settings.model_name,
-                last_trained=newest_version_time(registry),
+                last_trained=registry.last_registered_at(),
             )
         except OSError as exc:
             raise PushError(f"could not push to {settings.pushgateway_url}: {exc}") from exc
