@@ -12,7 +12,10 @@ from flask.testing import FlaskClient
 from moto.server import ThreadedMotoServer
 
 from fraud_detection.config import Settings
+from fraud_detection.data import make_synthetic, time_split
 from fraud_detection.fetch import fetch_dataset
+from fraud_detection.prediction_log import count_rows, open_engine
+from fraud_detection.schema import FEATURES
 from fraud_detection.serving import close_app, create_app
 from postgres_helpers import PrivatePostgres
 from serving_helpers import train_into
@@ -144,3 +147,37 @@ def app(make_app: MakeApp, store: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A champion trained on synthetic data, and 2,000 later rows scored and labelled."""
+    tmp = tmp_path_factory.mktemp("monitor")
+    store = tmp / "store"
+    train_into(store, promote=True)
+    url = f"sqlite:///{tmp / 'log.db'}"
+    app = create_app(
+        Settings(
+            model_store=str(store),
+            serving_cache=tmp / "cache",
+            database_url=url,
+            reload_interval=3600,
+        )
+    )
+    client = app.test_client()
+    _, new = time_split(make_synthetic(rows=10_000, seed=5), 0.8)
+    instances = [
+        {**{f: float(r[f]) for f in FEATURES}, "transaction_id": f"m{i}"}
+        for i, r in new.reset_index(drop=True).iterrows()
+    ]
+    for start in range(0, len(instances), 500):
+        assert (
+            client.post("/predict", json={"instances": instances[start : start + 500]}).status_code
+            == 200
+        )
+    labels = [{"transaction_id": f"m{i}", "label": int(c)} for i, c in enumerate(new.Class)]
+    assert client.post("/feedback", json={"labels": labels[:1000]}).status_code == 200
+    assert client.post("/feedback", json={"labels": labels[1000:]}).status_code == 200
+    close_app(app)
+    assert count_rows(open_engine(url)) == len(instances)
+    return store, url

@@ -4,6 +4,7 @@ Prometheus running the repo's prometheus.yml and alerts.yml. Every Grafana panel
 return data and every metric an alert reads must exist."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from fraud_detection.registry import Registry
+from fraud_detection.store import open_store
 from ops_files import alert_rules, dashboard_panels, metric_names, recorded_names
 from prometheus_helpers import (
     api,
@@ -148,8 +151,8 @@ def test_rules_evaluate_without_errors_and_nothing_fires_on_healthy_traffic(
     assert not firing & {"FraudModelDriftDetected", "FraudServiceDown", "FraudServerErrorRateHigh"}
 
 
-def test_a_shifted_replay_flags_exactly_the_shifted_features(
-    stack: dict[str, str], replayed: dict[str, object], real_data: Path
+def test_a_shifted_replay_flags_exactly_the_shifted_features_and_triggers_a_retrain(
+    stack: dict[str, str], replayed: dict[str, object], real_data: Path, tmp_path: Path
 ) -> None:
     # Runs last: its push turns the drift gauge on. The window holds only this replay.
     started = time.time()
@@ -169,3 +172,20 @@ def test_a_shifted_replay_flags_exactly_the_shifted_features(
     flagged = {name for name, psi in monitored["feature_psi"].items() if psi > 0.2}
     assert flagged == {"Amount", "V14"}, monitored["feature_psi"]
     assert monitored["drift_detected"] is True
+
+    # The same run with --on-drift retrain trains a challenger on the real data (its labelled
+    # replay rows included) and decides; a second run inside the cooldown only records a skip.
+    lookback = (time.time() - started + 1) / 86_400
+    args = ["--store", stack["store"], "--database-url", stack["database"]]
+    args += ["--lookback-days", f"{lookback:.8f}", "--on-drift", "retrain"]
+    env = {**os.environ, "FRAUD_DATA": str(real_data), "FRAUD_REPORTS": str(tmp_path)}
+    triggered = fraud("monitor", *args, env=env)
+    assert "retrain triggered" in triggered.stderr, triggered.stdout[-2000:]
+    registry = Registry(open_store(stack["store"]), "fraud-detector")
+    assert [v["version"] for v in registry.list_versions()] == ["1", "2"]
+    actions = [event["action"] for event in registry.events()]
+    assert actions[actions.index("retrain_triggered") + 1] == "registered"
+    assert "Decision" in (tmp_path / "retrain-on-drift.md").read_text()
+    fraud("monitor", *args, env=env)
+    assert registry.events()[-1]["action"] == "retrain_skipped"
+    assert len(registry.list_versions()) == 2

@@ -87,7 +87,7 @@ def test_retrain_workflow_steps_run_as_written(s3_bucket: str, tmp_path: Path, f
     contexts: dict[str, dict[str, Any]] = {
         "vars": {"FRAUD_MODEL_STORE": store_uri, "FRAUD_DATA": f"s3://{s3_bucket}/{data_key}"},
         "secrets": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-        "inputs": {"force_promotion": force},
+        "inputs": {"force_promotion": force, "reason": "drift: PSI of V14 3.600 > 0.2"},
     }
     workflow = yaml.safe_load((REPO / ".github/workflows/retrain.yml").read_text())
     job = workflow["jobs"]["retrain"]
@@ -118,4 +118,6 @@ def test_retrain_workflow_steps_run_as_written(s3_bucket: str, tmp_path: Path, f
     aliases = registry.aliases()
     assert aliases["champion"] == ("2" if force else "1")
     assert "Retraining report" in summary.read_text()
+    # A run that fraud monitor --on-drift dispatch asked for says why at the top.
+    assert summary.read_text().startswith("**Triggered by:** drift: PSI of V14 3.600 > 0.2")
     assert (tmp_path / "retrain-report.md").exists()

@@ -1,7 +1,7 @@
 """All configuration read from the environment, in one place (names: SPEC section 11)."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,26 @@ class Settings(BaseSettings):
     )
     mlflow_tracking_uri: str = Field(
         default="", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
+    )
+    on_drift: Literal["", "retrain", "dispatch"] = Field(
+        default="", validation_alias=AliasChoices("FRAUD_ON_DRIFT", "on_drift")
+    )
+    github_token: str = Field(
+        default="", validation_alias=AliasChoices("GITHUB_TOKEN", "github_token")
+    )
+    github_repository: str = Field(
+        default="", validation_alias=AliasChoices("GITHUB_REPOSITORY", "github_repository")
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        validation_alias=AliasChoices("GITHUB_API_URL", "github_api_url"),
+    )
+    retrain_workflow: str = Field(
+        default="retrain.yml",
+        validation_alias=AliasChoices("FRAUD_RETRAIN_WORKFLOW", "retrain_workflow"),
+    )
+    retrain_ref: str = Field(
+        default="main", validation_alias=AliasChoices("FRAUD_RETRAIN_REF", "retrain_ref")
     )
     pushgateway_url: str = Field(
         default="", validation_alias=AliasChoices("PUSHGATEWAY_URL", "pushgateway_url")

@@ -52,6 +52,10 @@ class PushError(FraudError):
     """The Pushgateway refused or could not be reached."""
 
 
+class TriggerError(FraudError):
+    """The retrain that drift asked for could not be started, or failed."""
+
+
 class ServiceNotReadyError(FraudError):
     """A running service did not become ready in time."""
 

@@ -188,6 +188,20 @@ class Registry:
             for v in self._visible_versions()
         ]
 
+    def note(
+        self,
+        action: str,
+        *,
+        version: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an event that moves no alias (a retrain triggered or skipped, say)."""
+        return self._record(
+            action, version, actor=actor or default_actor(), reason=reason, details=details
+        )
+
     def last_registered_at(self) -> float | None:
         """When the newest version was registered (Unix seconds), or None for an empty store."""
         times = [datetime.fromisoformat(m["created_at"]) for m in self.list_versions()]

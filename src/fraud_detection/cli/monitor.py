@@ -1,14 +1,18 @@
 """`fraud monitor`: live quality and drift of the champion from the prediction log."""
 
 import json
-from datetime import timedelta
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
-from ..config import get_settings
+from ..config import Settings, get_settings
 from ..errors import PushError
 from ..monitoring import DriftRule, monitor_champion, push_gauges
+from ..monitoring.trigger import ACTIONS, COOLDOWN, WorkflowDispatch, act_on_drift
 from ..prediction_log import open_engine, utc_now
 from ..registry import Registry
 from ..store import open_store
@@ -35,6 +39,19 @@ from .console import err
 )
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Also write here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--on-drift",
+    type=click.Choice(ACTIONS),
+    help="When drift is flagged: run `fraud retrain` here, or dispatch the GitHub retrain "
+    "workflow (GITHUB_TOKEN, GITHUB_REPOSITORY) (default: FRAUD_ON_DRIFT, else nothing).",
+)
+@click.option(
+    "--cooldown-days",
+    type=float,
+    default=COOLDOWN.days,
+    show_default=True,
+    help="No second drift-triggered retrain within this many days.",
+)
 def monitor(
     store_uri: str | None,
     model_name: str | None,
@@ -50,6 +67,8 @@ def monitor(
     pushgateway: str | None,
     report_path: Path | None,
     as_json: bool,
+    on_drift: str | None,
+    cooldown_days: float,
 ) -> None:
     """Precision, recall, F1, FPR, FNR and PSI drift over the window; exits 1 only on failure."""
     settings = get_settings(
@@ -57,6 +76,7 @@ def monitor(
         model_name=model_name,
         database_url=database_url,
         pushgateway_url=pushgateway,
+        on_drift=on_drift,
     )
     rule = DriftRule(
         baseline_f1=baseline_f1,
@@ -90,3 +110,38 @@ def monitor(
         except OSError as exc:
             raise PushError(f"could not push to {settings.pushgateway_url}: {exc}") from exc
         err.print(f"Pushed the gauges to {settings.pushgateway_url}")
+    if settings.on_drift:
+        outcome = act_on_drift(
+            result,
+            registry,
+            settings.on_drift,
+            now=datetime.now(UTC),
+            cooldown=timedelta(days=cooldown_days),
+            retrain=lambda: _retrain_here(settings),
+            dispatch=_dispatch(settings),
+        )
+        if outcome:
+            err.print(f"Drift: {outcome.replace('_', ' ')} (--on-drift {settings.on_drift})")
+
+
+def _retrain_here(settings: Settings) -> int:
+    """`fraud retrain` on the same store, data and prediction log, as a child process."""
+    command = [sys.executable, "-m", "fraud_detection", "retrain"]
+    command += ["--store", settings.model_store, "--name", settings.model_name]
+    command += ["--report", str(settings.reports / "retrain-on-drift.md")]
+    command += ["--data", settings.data] if settings.data else []
+    settings.reports.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def _dispatch(settings: Settings) -> WorkflowDispatch | None:
+    if not (settings.github_token and settings.github_repository):
+        return None
+    return WorkflowDispatch(
+        repository=settings.github_repository,
+        token=settings.github_token,
+        workflow=settings.retrain_workflow,
+        ref=settings.retrain_ref,
+        api_url=settings.github_api_url,
+    )
