@@ -341,6 +341,14 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
     """One {transaction_id, label}, or {"labels": [...]}; the last label of an id wins."""
     document = json_body(request)
     items = _batch(document, "labels", max_batch)
+    # Both forms at once is ambiguous: refuse it rather than store half of what was meant.
+    stray = [key for key in ("transaction_id", "label") if items is not None and key in document]
+    if stray:
+        raise CodecError(
+            f"a body with 'labels' takes no top-level {stray[0]!r}: "
+            "send one label, or put every label in 'labels'",
+            field=stray[0],
+        )
     indexed: list[tuple[int | None, Any]] = (
         list(enumerate(items)) if items is not None else [(None, document)]
     )
