@@ -2,6 +2,7 @@
 the service accepts and answers."""
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 
+from conftest import MakeApp
 from serving_helpers import transaction
 
 INFER = "/v2/models/fraud-detector/infer"
@@ -97,6 +99,31 @@ def test_v2_shapes_the_schema_refuses_the_service_refuses(
     assert schema.is_valid({"inputs": [{**body["inputs"][0], "shape": [1, 30]}]})
 
 
+def test_a_405_names_the_allowed_methods(client: FlaskClient) -> None:
+    for path, allowed in (("/predict", {"POST"}), ("/health", {"GET", "HEAD"}), (INFER, {"POST"})):
+        response = client.put(path)
+        assert response.status_code == 405
+        assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+def test_a_401_asks_for_a_bearer_token_and_is_documented(store: Path, make_app: MakeApp) -> None:
+    client = make_app(store, api_tokens="s3cret", admin_token="adm").test_client()
+    doc = client.get("/openapi.json").get_json()
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for method, path, body in (
+        ("post", "/predict", transaction()),
+        ("post", "/feedback", {"transaction_id": "a", "label": 1}),
+        ("post", "/v2/models/{name}/infer", {}),
+        ("post", "/admin/reload", None),
+    ):
+        response = client.open(path.replace("{name}", "fraud-detector"), method=method, json=body)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        schema = validator(doc, response_schema(doc, path, method, 401))
+        schema.validate(response.get_json())
+        assert doc["paths"][path][method]["security"] == [{"bearer": []}]
+
+
 def test_without_tokens_no_route_documents_a_401(client: FlaskClient) -> None:
     doc = client.get("/openapi.json").get_json()
     assert "securitySchemes" not in doc["components"]
@@ -104,3 +131,25 @@ def test_without_tokens_no_route_documents_a_401(client: FlaskClient) -> None:
         for method, operation in item.items():
             if method != "parameters":
                 assert "401" not in operation["responses"] and "security" not in operation
+
+
+def test_v2_errors_have_the_protocol_shape_and_predict_errors_keep_theirs(
+    client: FlaskClient,
+) -> None:
+    doc = client.get("/openapi.json").get_json()
+    v2_error = validator(doc, {"$ref": "#/components/schemas/V2Error"})
+    bad = {"inputs": [{"name": "input", "shape": [1, 30], "datatype": "FP32", "data": [0.0]}]}
+    for response in (
+        client.post(INFER, json=bad),
+        client.get("/v2/models/other"),
+        client.get("/v2/models/fraud-detector/versions/99/ready"),
+        client.get("/v2/nowhere"),
+        client.put(INFER),
+    ):
+        assert 400 <= response.status_code < 500
+        assert set(response.get_json()) == {"error"}
+        v2_error.validate(response.get_json())
+    predict_error = validator(doc, response_schema(doc, "/predict", "post", 400))
+    response = client.post("/predict", json=transaction(V1="x"))
+    predict_error.validate(response.get_json())
+    assert response.get_json()["error"]["field"] == "V1"
