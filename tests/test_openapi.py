@@ -153,3 +153,21 @@ def test_v2_errors_have_the_protocol_shape_and_predict_errors_keep_theirs(
     response = client.post("/predict", json=transaction(V1="x"))
     predict_error.validate(response.get_json())
     assert response.get_json()["error"]["field"] == "V1"
+
+
+def test_feedback_label_written_as_a_float_is_the_integer_the_schema_allows(
+    client: FlaskClient,
+) -> None:
+    # JSON Schema's integer includes 1.0; so does the service.
+    response = client.post("/feedback", json={"transaction_id": "a", "label": 1.0})
+    assert response.status_code == 200
+    assert client.post("/feedback", json={"transaction_id": "a", "label": 0.5}).status_code == 400
+
+
+def test_v2_request_schema_accepts_what_the_service_accepts(client: FlaskClient) -> None:
+    doc = client.get("/openapi.json").get_json()
+    schema = validator(doc, body_schema(doc, "/v2/models/{name}/infer"))
+    nameless = {"inputs": [{"shape": [1, 30], "datatype": "FP64", "data": [0.0] * 30}]}
+    for body in (nameless, {**nameless, "outputs": None}):
+        assert schema.is_valid(body)
+        assert client.post(INFER, json=body).status_code == 200

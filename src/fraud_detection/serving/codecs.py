@@ -357,6 +357,9 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
         where = f"labels[{index}]" if index is not None else "the body"
         if not isinstance(raw, dict):
             raise CodecError(f"{where} must be an object with transaction_id and label")
+        if type(raw.get("label")) is float and raw["label"] in (0.0, 1.0):
+            # JSON has one number type: 1.0 is the label 1, as the schema's integer says.
+            raw = {**raw, "label": int(raw["label"])}
         try:
             item = Label.model_validate(raw)
         except ValidationError as exc:

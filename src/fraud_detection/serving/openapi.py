@@ -14,6 +14,9 @@ from .codecs import V2_OUTPUTS, Label, Transaction
 
 # The model scores float32: a feature beyond its range would be scored as Inf, so it is a 400.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Ids are log keys: printable, at most the log column's width (codecs bound transaction ids so).
+ID_MAX = 128
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 NULLABLE_STRING = {"type": ["string", "null"]}
 ERROR = {
     "type": "object",
@@ -221,15 +224,27 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
                 ]
             },
         },
-        "required": ["name", "shape", "datatype", "data"],
+        # The protocol's clients send a name; the service, with one input, needs none.
+        "required": ["shape", "datatype", "data"],
     }
     output = _object(name={"type": "string", "enum": list(V2_OUTPUTS)})
     return {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "minLength": 1},
+            "id": {
+                "type": "string",
+                "description": "Echoed in the answer; rows are logged as <id>:<row>.",
+                "minLength": 1,
+                # Room for ":<row>" in the prediction log's 128-character id column.
+                "maxLength": ID_MAX - len(f":{settings.max_batch - 1}"),
+                "pattern": ID_PATTERN,
+            },
             "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": tensor},
-            "outputs": {"type": "array", "items": output},
+            "outputs": {
+                "type": ["array", "null"],
+                "items": output,
+                "description": "The outputs to answer, in order; all of them when absent or null.",
+            },
         },
         "required": ["inputs"],
     }
