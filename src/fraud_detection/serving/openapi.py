@@ -6,17 +6,10 @@ document is built per settings, so the model name and the auth it shows are the 
 
 from typing import Any
 
-import numpy as np
-
 from ..config import Settings
 from ..schema import FEATURES, N_FEATURES
-from .codecs import V2_OUTPUTS, Label, Transaction
+from .codecs import FLOAT32_MAX, ID_MAX, ID_PATTERN, V2_OUTPUTS, Label, Transaction
 
-# The model scores float32: a feature beyond its range would be scored as Inf, so it is a 400.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-# Ids are log keys: printable, at most the log column's width (codecs bound transaction ids so).
-ID_MAX = 128
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 NULLABLE_STRING = {"type": ["string", "null"]}
 ERROR = {
     "type": "object",
@@ -194,7 +187,8 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
             "Schema cannot state, checked by the service (400 naming the field)."
         ),
         "properties": {
-            "name": {"type": "string"},
+            # Clients send the input's name; with one input, the service reads no name at all.
+            "name": {"description": "ignored: the model has one input"},
             "shape": {
                 "type": "array",
                 "prefixItems": [rows, {"const": N_FEATURES}],
@@ -224,7 +218,6 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
                 ]
             },
         },
-        # The protocol's clients send a name; the service, with one input, needs none.
         "required": ["shape", "datatype", "data"],
     }
     output = _object(name={"type": "string", "enum": list(V2_OUTPUTS)})
@@ -232,8 +225,8 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {
-                "type": "string",
-                "description": "Echoed in the answer; rows are logged as <id>:<row>.",
+                "type": ["string", "null"],
+                "description": "Echoed in the answer; rows are logged as <id>:<row> (null: no id).",
                 "minLength": 1,
                 # Room for ":<row>" in the prediction log's 128-character id column.
                 "maxLength": ID_MAX - len(f":{settings.max_batch - 1}"),
