@@ -27,8 +27,11 @@ def schemathesis_run(url: str, tmp_path: Path, *options: str) -> dict[str, Any]:
     # One worker: CPython 3.11.7's ast.parse is not thread-safe, and hypothesis calls it.
     cmd += ["--workers", "1", "--generation-database", "none", "--no-color"]
     cmd += ["--report", "json", "--report-json-path", str(report), *options]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks"}
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    # The hooks module sits next to this file; pytest's own sys.path does not reach a child.
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "schemathesis_hooks"}
+    # In tmp_path: schemathesis keeps a crash cache in its working directory.
+    result = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-20_000:] + result.stderr[-5_000:]
     summary: dict[str, Any] = json.loads(report.read_text())
     return summary
