@@ -71,7 +71,8 @@ STATUS_REASONS = {
 
 
 class ServiceError(FraudError):
-    """A request the service answers with an error: an HTTP status and a closed-set reason."""
+    """A request the service answers with an error: an HTTP status and a closed-set reason,
+    and any headers the status calls for (`Allow` on a 405, `WWW-Authenticate` on a 401)."""
 
     def __init__(
         self,
@@ -80,10 +81,12 @@ class ServiceError(FraudError):
         status: int = 400,
         reason: str | None = None,
         field: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.field = field
+        self.headers = headers or {}
         if reason is None and status == 400:
             reason = "invalid_field" if field else "invalid_request"
         self.reason = reason or STATUS_REASONS.get(status, f"http_{status}")

@@ -23,14 +23,22 @@ ENDPOINTS = {"predict.predict": "predict", "v2.infer": "v2_infer", "predict.feed
 
 
 def _error_response(error: ServiceError) -> Any:
-    """The one mapping of a service error to its HTTP answer and error metric."""
+    """The one mapping of a service error to its HTTP answer and error metric.
+
+    /v2 routes answer the Open Inference Protocol's error, {"error": "<message>"}, which its
+    clients parse; the others answer {"error": {"code", "message", "field"}}.
+    """
     endpoint = ENDPOINTS.get(request.endpoint or "", "other")
     metrics.ERRORS.labels(endpoint, error.reason).inc()
-    if request.blueprint == "v2":
-        # The Open Inference Protocol's error body, which its clients parse.
-        return json_response({"error": str(error)}, error.status)
-    body = {"error": {"code": error.reason, "message": str(error), "field": error.field}}
-    return json_response(body, error.status)
+    body: dict[str, Any]
+    # By path, not blueprint: a 404 or 405 under /v2 matched no route, so has no blueprint.
+    if request.path == "/v2" or request.path.startswith("/v2/"):
+        body = {"error": str(error)}
+    else:
+        body = {"error": {"code": error.reason, "message": str(error), "field": error.field}}
+    response = json_response(body, error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -42,8 +50,10 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
         reason = STATUS_REASONS.get(status, f"http_{status}")
+        # werkzeug's own headers carry the Allow of a 405; the body is ours, so its type is too.
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return _error_response(
-            ServiceError(exc.description or exc.name, status=status, reason=reason)
+            ServiceError(exc.description or exc.name, status=status, reason=reason, headers=headers)
         )
 
     @app.errorhandler(Exception)

@@ -45,4 +45,8 @@ def install_auth(app: Flask, settings: Settings) -> None:
         else:
             return
         if not token_allowed(bearer_token(request), needed):
-            raise ServiceError("missing or invalid bearer token", status=401)
+            raise ServiceError(
+                "missing or invalid bearer token",
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )

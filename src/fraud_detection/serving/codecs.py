@@ -341,6 +341,14 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
     """One {transaction_id, label}, or {"labels": [...]}; the last label of an id wins."""
     document = json_body(request)
     items = _batch(document, "labels", max_batch)
+    # Both forms at once is ambiguous: refuse it rather than store half of what was meant.
+    stray = [key for key in ("transaction_id", "label") if items is not None and key in document]
+    if stray:
+        raise CodecError(
+            f"a body with 'labels' takes no top-level {stray[0]!r}: "
+            "send one label, or put every label in 'labels'",
+            field=stray[0],
+        )
     indexed: list[tuple[int | None, Any]] = (
         list(enumerate(items)) if items is not None else [(None, document)]
     )
@@ -349,6 +357,9 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
         where = f"labels[{index}]" if index is not None else "the body"
         if not isinstance(raw, dict):
             raise CodecError(f"{where} must be an object with transaction_id and label")
+        if type(raw.get("label")) is float and raw["label"] in (0.0, 1.0):
+            # JSON has one number type: 1.0 is the label 1, as the schema's integer says.
+            raw = {**raw, "label": int(raw["label"])}
         try:
             item = Label.model_validate(raw)
         except ValidationError as exc:

@@ -1,23 +1,37 @@
-"""The OpenAPI 3 document of the service, built from the same pydantic model that validates."""
+"""The OpenAPI 3.1 document of the service, built from the pydantic models that validate.
+
+OpenAPI 3.1 because its schemas are JSON Schema 2020-12, which is what pydantic emits; the
+document is built per settings, so the model name and the auth it shows are the live ones.
+"""
 
 from typing import Any
 
 from ..config import Settings
-from .codecs import Label, Transaction
+from ..schema import FEATURES, N_FEATURES
+from .codecs import FLOAT32_MAX, ID_MAX, ID_PATTERN, V2_OUTPUTS, Label, Transaction
 
+NULLABLE_STRING = {"type": ["string", "null"]}
 ERROR = {
     "type": "object",
+    "description": "The /predict, /feedback and operations error.",
     "properties": {
         "error": {
             "type": "object",
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "field": {"type": "string", "nullable": True},
+                "field": NULLABLE_STRING,
             },
-            "required": ["code", "message"],
+            "required": ["code", "message", "field"],
         }
     },
+    "required": ["error"],
+}
+V2_ERROR = {
+    "type": "object",
+    "description": "The Open Inference Protocol error, on every /v2 route.",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
 }
 PREDICTION = {
     "type": "object",
@@ -30,147 +44,413 @@ PREDICTION = {
     },
     "required": ["transaction_id", "fraud_probability", "is_fraud", "threshold", "model_version"],
 }
+MODEL = {
+    "type": ["object", "null"],
+    "properties": {
+        "version": {"type": "string"},
+        "threshold": {"type": "number"},
+        "metrics": {"type": ["object", "null"]},
+        "created_at": NULLABLE_STRING,
+        "loaded_at": {"type": "string"},
+        "source": {"type": "string"},
+        "synthetic": {"type": "boolean"},
+    },
+    "required": ["version", "threshold", "loaded_at", "source", "synthetic"],
+}
+V2_TENSOR_OUT = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "enum": list(V2_OUTPUTS)},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "datatype": {"type": "string", "enum": ["FP32", "BOOL"]},
+        "data": {"type": "array", "items": {"type": ["number", "boolean"]}},
+    },
+    "required": ["name", "shape", "datatype", "data"],
+}
+V2_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2Output"}},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "threshold": {"type": "number"},
+                "row_model_versions": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["threshold"],
+        },
+    },
+    "required": ["model_name", "model_version", "outputs", "parameters"],
+}
+V2_TENSOR_META = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+    },
+    "required": ["name", "datatype", "shape"],
+}
+V2_MODEL_METADATA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "string"}},
+        "platform": {"type": "string"},
+        "inputs": {"type": "array", "items": V2_TENSOR_META},
+        "outputs": {"type": "array", "items": V2_TENSOR_META},
+        "parameters": {"type": "object"},
+    },
+    "required": ["name", "versions", "platform", "inputs", "outputs"],
+}
+V2_SERVER_METADATA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "extensions": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name", "version", "extensions"],
+}
+HEALTH = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "loading"]},
+        "model_version": NULLABLE_STRING,
+    },
+    "required": ["status", "model_version"],
+}
+RELOADED = {
+    "type": "object",
+    "properties": {"reloaded": {"type": "boolean"}, "model_version": NULLABLE_STRING},
+    "required": ["reloaded", "model_version"],
+}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    return {str(c): {"description": "error", "content": ref} for c in codes}
+def _schema(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json_of(ref: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": ref}}}
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _one_or_many(single: str, batch: str) -> dict[str, Any]:
-    """A required JSON body that is either schema: one item, or the batch of them."""
-    refs = [{"$ref": f"#/components/schemas/{name}"} for name in (single, batch)]
-    return {"required": True, "content": {"application/json": {"schema": {"oneOf": refs}}}}
+def _errors(schema: str, *codes: int) -> dict[str, Any]:
+    return {str(c): _json(_schema(schema), "error") for c in codes}
 
 
-def _list_of(key: str, ref: str, max_items: int) -> dict[str, Any]:
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with these properties, all required."""
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _list_of(key: str, item: str, max_items: int) -> dict[str, Any]:
     """A body of the form {key: [1..max_items items]}."""
-    items = {"type": "array", "minItems": 1, "maxItems": max_items, "items": {"$ref": ref}}
-    return {"type": "object", "properties": {key: items}, "required": [key]}
+    items = {"type": "array", "minItems": 1, "maxItems": max_items, "items": _schema(item)}
+    return _object(**{key: items})
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
-    """OpenAPI 3.0 description of /predict, /feedback, /models, health and the V2 endpoints."""
-    transaction = Transaction.model_json_schema()
-    transaction["description"] = (
-        "One card transaction: the 30 feature fields. Other fields (merchant data and the "
-        "like) are accepted and ignored."
+def _without(*keys: str) -> dict[str, Any]:
+    """A schema forbidding any of these keys: the single and batch forms are exclusive."""
+    return {"not": {"anyOf": [{"required": [key]} for key in keys]}}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _transaction() -> dict[str, Any]:
+    schema = Transaction.model_json_schema()
+    schema["description"] = (
+        "One card transaction: the 30 feature fields, each within the float32 range the model "
+        "scores. Other fields (merchant data and the like) are accepted and ignored."
     )
-    transaction["additionalProperties"] = True
-    batch = _list_of("instances", "#/components/schemas/Transaction", settings.max_batch)
-    v2_tensor = {
+    schema["additionalProperties"] = True
+    for name in FEATURES:
+        schema["properties"][name].setdefault("minimum", -FLOAT32_MAX)
+        schema["properties"][name]["maximum"] = FLOAT32_MAX
+    return schema
+
+
+def _v2_request(settings: Settings) -> dict[str, Any]:
+    rows = {"type": "integer", "minimum": 1, "maximum": settings.max_batch}
+    value = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    tensor = {
+        "type": "object",
+        "description": (
+            f"An [N, {N_FEATURES}] tensor of the features in the order of the model metadata's "
+            f"`parameters.features`. `data` holds exactly N x {N_FEATURES} values, row-major "
+            "(flat, or one list per row), and every row's Amount is >= 0: constraints JSON "
+            "Schema cannot state, checked by the service (400 naming the field)."
+        ),
+        "properties": {
+            # Clients send the input's name; with one input, the service reads no name at all.
+            "name": {"description": "ignored: the model has one input"},
+            "shape": {
+                "type": "array",
+                "prefixItems": [rows, {"const": N_FEATURES}],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+            "datatype": {"type": "string", "enum": ["FP32", "FP64"]},
+            "data": {
+                "oneOf": [
+                    {
+                        "type": "array",
+                        "items": value,
+                        "minItems": N_FEATURES,
+                        "maxItems": N_FEATURES * settings.max_batch,
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "array",
+                            "items": value,
+                            "minItems": N_FEATURES,
+                            "maxItems": N_FEATURES,
+                        },
+                        "minItems": 1,
+                        "maxItems": settings.max_batch,
+                    },
+                ]
+            },
+        },
+        "required": ["shape", "datatype", "data"],
+    }
+    output = _object(name={"type": "string", "enum": list(V2_OUTPUTS)})
+    return {
         "type": "object",
         "properties": {
-            "id": {"type": "string"},
-            "inputs": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "shape": {"type": "array", "items": {"type": "integer"}},
-                        "datatype": {"type": "string", "enum": ["FP32", "FP64"]},
-                        "data": {"type": "array", "items": {}},
-                    },
-                    "required": ["name", "shape", "datatype", "data"],
-                },
+            "id": {
+                "type": ["string", "null"],
+                "description": "Echoed in the answer; rows are logged as <id>:<row> (null: no id).",
+                "minLength": 1,
+                # Room for ":<row>" in the prediction log's 128-character id column.
+                "maxLength": ID_MAX - len(f":{settings.max_batch - 1}"),
+                "pattern": ID_PATTERN,
+            },
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": tensor},
+            "outputs": {
+                "type": ["array", "null"],
+                "items": output,
+                "description": "The outputs to answer, in order; all of them when absent or null.",
             },
         },
         "required": ["inputs"],
     }
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "Fraud detection service", "version": "1"},
-        "paths": {
-            "/predict": {
-                "post": {
-                    "summary": "Score one transaction or a batch",
-                    "requestBody": _one_or_many("Transaction", "Batch"),
-                    "responses": {
-                        "200": {
-                            "description": "scored",
-                            "content": _json_of("#/components/schemas/Prediction"),
-                        },
-                        **_errors(400, 401, 413, 415, 503),
-                    },
-                }
-            },
-            "/feedback": {
-                "post": {
-                    "summary": "Analyst labels, joined to logged predictions by transaction_id",
-                    "requestBody": _one_or_many("Label", "Labels"),
-                    "responses": {
-                        "200": {
-                            "description": "stored; a later label for the same id replaces it",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {"stored": {"type": "integer"}},
-                                    }
-                                }
-                            },
-                        },
-                        **_errors(400, 401, 413, 415, 503),
-                    },
-                }
-            },
-            "/models": {
-                "get": {"summary": "Served models", "responses": {"200": {"description": "ok"}}}
-            },
-            "/health": {
-                "get": {
-                    "summary": "Health",
-                    "responses": {"200": {"description": "ok"}, **_errors(503)},
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "ok"}},
-                }
-            },
-            "/v2/health/live": {"get": {"responses": {"200": {"description": "live"}}}},
-            "/v2/health/ready": {
-                "get": {"responses": {"200": {"description": "ready"}, **_errors(503)}}
-            },
-            "/v2/models/{name}/infer": {
-                "post": {
-                    "summary": "Open Inference Protocol inference on an [N, 30] tensor",
-                    "parameters": [
-                        {
-                            "name": "name",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": _json_of("#/components/schemas/V2Request"),
-                    },
-                    "responses": {
-                        "200": {"description": "outputs probabilities and is_fraud"},
-                        **_errors(400, 404, 413, 415, 503),
-                    },
-                }
-            },
+
+
+def _operation(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    guarded: bool = False,
+    error: str = "Error",
+) -> dict[str, Any]:
+    """One operation; a guarded one documents its bearer token and its 401."""
+    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        operation["requestBody"] = _body(body)
+    if guarded:
+        operation["security"] = [{"bearer": []}]
+        responses.update(_errors(error, 401))
+    return operation
+
+
+def _v2_paths(settings: Settings, scoring_guarded: bool) -> dict[str, Any]:
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": [settings.model_name]},
+    }
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    ready = _object(name={"type": "string"}, ready={"type": "boolean"})
+    paths: dict[str, Any] = {
+        "/v2": {
+            "get": _operation(
+                "Server metadata",
+                {"200": _json(_schema("V2ServerMetadata"), "server metadata")},
+            )
         },
+        "/v2/health/live": {
+            "get": _operation("Liveness", {"200": _json(_object(live={"type": "boolean"}), "live")})
+        },
+        "/v2/health/ready": {
+            "get": _operation(
+                "Readiness: a model is loaded",
+                {
+                    "200": _json(_object(ready={"type": "boolean"}), "ready"),
+                    "503": _json(_object(ready={"type": "boolean"}), "no model loaded yet"),
+                },
+            )
+        },
+    }
+    for prefix, parameters in (
+        ("/v2/models/{name}", [name]),
+        ("/v2/models/{name}/versions/{version}", [name, version]),
+    ):
+        paths[prefix] = {
+            "get": _operation(
+                "Model metadata",
+                {
+                    "200": _json(_schema("V2ModelMetadata"), "metadata"),
+                    **_errors("V2Error", 404, 503),
+                },
+            ),
+            "parameters": parameters,
+        }
+        paths[f"{prefix}/ready"] = {
+            "get": _operation(
+                "Model readiness",
+                {"200": _json(ready, "ready"), **_errors("V2Error", 404, 503)},
+            ),
+            "parameters": parameters,
+        }
+        paths[f"{prefix}/infer"] = {
+            "post": _operation(
+                f"Open Inference Protocol inference on an [N, {N_FEATURES}] tensor",
+                {
+                    "200": _json(_schema("V2Response"), "probabilities and is_fraud per row"),
+                    **_errors("V2Error", 400, 404, 413, 415, 503),
+                },
+                body=_schema("V2Request"),
+                guarded=scoring_guarded,
+                error="V2Error",
+            ),
+            "parameters": parameters,
+        }
+    return paths
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """OpenAPI 3.1 description of every route the service answers."""
+    api_tokens = any(t.strip() for t in settings.api_tokens.split(","))
+    # With scoring tokens only, admin is closed (every call 401); with none, auth is off.
+    admin_guarded = api_tokens or bool(settings.admin_token)
+    predictions = _object(
+        predictions={"type": "array", "items": _schema("Prediction")},
+        model_version={"type": "string"},
+    )
+    paths: dict[str, Any] = {
+        "/predict": {
+            "post": _operation(
+                "Score one transaction or a batch",
+                {
+                    "200": _json(
+                        {"oneOf": [_schema("Prediction"), predictions]},
+                        "one prediction, or {predictions, model_version} for a batch",
+                    ),
+                    **_errors("Error", 400, 413, 415, 503),
+                },
+                body={
+                    "oneOf": [
+                        {"allOf": [_schema("Transaction"), _without("instances")]},
+                        _schema("Batch"),
+                    ]
+                },
+                guarded=api_tokens,
+            )
+        },
+        "/feedback": {
+            "post": _operation(
+                "Analyst labels, joined to logged predictions by transaction_id",
+                {
+                    "200": _json(
+                        _object(stored={"type": "integer", "minimum": 0}),
+                        "stored; a later label for the same id replaces it",
+                    ),
+                    **_errors("Error", 400, 413, 415, 503),
+                },
+                body={
+                    "oneOf": [
+                        {"allOf": [_schema("Label"), _without("labels")]},
+                        {"allOf": [_schema("Labels"), _without("transaction_id", "label")]},
+                    ]
+                },
+                guarded=api_tokens,
+            )
+        },
+        "/models": {
+            "get": _operation(
+                "Served models",
+                {
+                    "200": _json(
+                        _object(
+                            name={"type": "string"},
+                            champion=_schema("Model"),
+                            challenger=_schema("Model"),
+                        ),
+                        "the champion and challenger this worker serves",
+                    )
+                },
+            )
+        },
+        "/health": {
+            "get": _operation(
+                "Health",
+                {
+                    "200": _json(_schema("Health"), "a model is loaded"),
+                    "503": _json(_schema("Health"), "no model loaded yet"),
+                },
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "Prometheus text exposition",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "This document", {"200": _json({"type": "object"}, "OpenAPI 3.1 document")}
+            )
+        },
+        "/admin/reload": {
+            "post": _operation(
+                "Follow the model aliases now instead of at the next poll",
+                {
+                    "200": _json(_schema("Reloaded"), "reloaded"),
+                    "502": _json(_schema("Reloaded"), "the store could not be read"),
+                },
+                guarded=admin_guarded,
+            )
+        },
+        **_v2_paths(settings, api_tokens),
+    }
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "Fraud detection service", "version": "1"},
+        "paths": paths,
         "components": {
             "schemas": {
-                "Transaction": transaction,
-                "Batch": batch,
+                "Transaction": _transaction(),
+                "Batch": _list_of("instances", "Transaction", settings.max_batch),
                 "Prediction": PREDICTION,
-                "V2Request": v2_tensor,
                 "Label": Label.model_json_schema(),
-                "Labels": _list_of("labels", "#/components/schemas/Label", settings.max_batch),
+                "Labels": _list_of("labels", "Label", settings.max_batch),
+                "Model": MODEL,
+                "Health": HEALTH,
+                "Reloaded": RELOADED,
+                "V2Request": _v2_request(settings),
+                "V2Response": V2_RESPONSE,
+                "V2Output": V2_TENSOR_OUT,
+                "V2ModelMetadata": V2_MODEL_METADATA,
+                "V2ServerMetadata": V2_SERVER_METADATA,
                 "Error": ERROR,
+                "V2Error": V2_ERROR,
             }
         },
     }
+    if api_tokens or admin_guarded:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return document
