@@ -175,17 +175,18 @@ def test_a_shifted_replay_flags_exactly_the_shifted_features_and_triggers_a_retr
 
     # The same run with --on-drift retrain trains a challenger on the real data (its labelled
     # replay rows included) and decides; a second run inside the cooldown only records a skip.
-    lookback = (time.time() - started + 1) / 86_400
-    args = ["--store", stack["store"], "--database-url", stack["database"]]
-    args += ["--lookback-days", f"{lookback:.8f}", "--on-drift", "retrain"]
+    def since_the_replay() -> list[str]:
+        return ["--lookback-days", f"{(time.time() - started + 1) / 86_400:.8f}"]
+
+    args = ["--store", stack["store"], "--database-url", stack["database"], "--on-drift", "retrain"]
     env = {**os.environ, "FRAUD_DATA": str(real_data), "FRAUD_REPORTS": str(tmp_path)}
-    triggered = fraud("monitor", *args, env=env)
+    triggered = fraud("monitor", *args, *since_the_replay(), env=env)
     assert "retrain triggered" in triggered.stderr, triggered.stdout[-2000:]
     registry = Registry(open_store(stack["store"]), "fraud-detector")
     assert [v["version"] for v in registry.list_versions()] == ["1", "2"]
     actions = [event["action"] for event in registry.events()]
     assert actions[actions.index("retrain_triggered") + 1] == "registered"
     assert "Decision" in (tmp_path / "retrain-on-drift.md").read_text()
-    fraud("monitor", *args, env=env)
+    fraud("monitor", *args, *since_the_replay(), env=env)
     assert registry.events()[-1]["action"] == "retrain_skipped"
     assert len(registry.list_versions()) == 2

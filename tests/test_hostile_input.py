@@ -170,3 +170,28 @@ def test_a_chunked_body_over_the_limit_is_a_413_never_a_truncated_score(
 ) -> None:
     status, answer = _post_chunked(service, "/predict", body)
     assert status == 413, answer[:300]
+
+
+def test_v2_rows_of_the_wrong_width_are_refused_even_when_the_total_fits(
+    client: FlaskClient,
+) -> None:
+    # 29 + 31 values make 60 = 2 x 30: flattened, every feature of row 1 would slide by one.
+    row = _row()
+    response = client.post(INFER, json=_v2([row[:29], [*row, 1.0]], rows=2))
+    assert response.status_code == 400
+    assert "30 numbers per row" in response.get_json()["error"]
+
+
+def test_a_v2_shape_written_with_whole_floats_is_the_same_shape(client: FlaskClient) -> None:
+    body = _v2(_row())
+    body["inputs"][0]["shape"] = [1.0, 30.0]  # type: ignore[index]
+    assert client.post(INFER, json=body).status_code == 200
+    body["inputs"][0]["shape"] = [1.5, 30]  # type: ignore[index]
+    assert client.post(INFER, json=body).status_code == 400
+
+
+def test_a_v2_input_name_that_is_not_a_string_is_a_400(client: FlaskClient) -> None:
+    body = _v2(_row())
+    body["inputs"][0]["name"] = {}  # type: ignore[index]
+    response = client.post(INFER, json=body)
+    assert response.status_code == 400 and "name" in response.get_json()["error"]

@@ -247,15 +247,16 @@ def _v2_tensor(document: Any, binary: bytes, max_batch: int) -> NDArray[np.float
     if len(document["inputs"]) != 1 or not isinstance(document["inputs"][0], dict):
         raise CodecError("exactly one input tensor is expected", field="inputs")
     tensor = document["inputs"][0]
+    if not isinstance(tensor.get("name", ""), str):
+        raise CodecError("the input's name must be a string", field="name")
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
         raise CodecError(f"datatype must be FP32 or FP64, got {datatype!r}", field="datatype")
     shape: Any = tensor.get("shape")
-    valid_shape = (
-        isinstance(shape, list)
-        and len(shape) == 2
-        and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-    )
+    if isinstance(shape, list):
+        # JSON does not tell 2 from 2.0, and JSON Schema counts both as integers.
+        shape = [int(d) if type(d) is float and d.is_integer() else d for d in shape]
+    valid_shape = isinstance(shape, list) and len(shape) == 2 and all(type(d) is int for d in shape)
     if not valid_shape or shape[1] != N_FEATURES or shape[0] < 1:
         raise CodecError(
             f"shape must be [N, {N_FEATURES}] with N >= 1, got {shape!r}", field="shape"
@@ -290,8 +291,11 @@ def _v2_numbers(data: Any, size: int, shape: list[int]) -> NDArray[np.float64]:
     if not isinstance(data, list):
         raise CodecError("data must be a list of numbers", field="data")
     if data and type(data[0]) is list:
-        if any(type(row) is not list for row in data):
-            raise CodecError("data must be flat, or one list of numbers per row", field="data")
+        # One list per row: each must be a whole row, or values would slide into other features.
+        if any(type(row) is not list or len(row) != shape[1] for row in data):
+            raise CodecError(
+                f"data must be flat, or one list of {shape[1]} numbers per row", field="data"
+            )
         flat = [v for row in data for v in row]
     else:
         flat = data

@@ -187,8 +187,8 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
             "Schema cannot state, checked by the service (400 naming the field)."
         ),
         "properties": {
-            # Clients send the input's name; with one input, the service reads no name at all.
-            "name": {"description": "ignored: the model has one input"},
+            # Clients send the input's name; with one input, any name will do.
+            "name": {"type": "string", "description": "any name: the model has one input"},
             "shape": {
                 "type": "array",
                 "prefixItems": [rows, {"const": N_FEATURES}],
@@ -315,7 +315,7 @@ def _v2_paths(settings: Settings, scoring_guarded: bool) -> dict[str, Any]:
             "post": _operation(
                 f"Open Inference Protocol inference on an [N, {N_FEATURES}] tensor",
                 {
-                    "200": _json(_schema("V2Response"), "probabilities and is_fraud per row"),
+                    "200": _v2_infer_answer(),
                     **_errors("V2Error", 400, 404, 413, 415, 503),
                 },
                 body=_schema("V2Request"),
@@ -325,6 +325,27 @@ def _v2_paths(settings: Settings, scoring_guarded: bool) -> dict[str, Any]:
             "parameters": parameters,
         }
     return paths
+
+
+def _v2_infer_answer() -> dict[str, Any]:
+    """JSON outputs, or with the binary tensor data extension a JSON header and raw tensors."""
+    answer = _json(_schema("V2Response"), "probabilities and is_fraud per row")
+    answer["content"]["application/octet-stream"] = {
+        "schema": {"type": "string", "format": "binary"}
+    }
+    answer["description"] += (
+        "; when the request asks for binary outputs (`parameters.binary_data_output`, or an "
+        "output's `parameters.binary_data`), the body is the JSON header, whose length is the "
+        "`Inference-Header-Content-Length` header, then each binary output's little-endian "
+        "bytes (`binary_data_size` each), as Triton's binary tensor data extension defines"
+    )
+    answer["headers"] = {
+        "Inference-Header-Content-Length": {
+            "description": "Length of the JSON header of a binary answer",
+            "schema": {"type": "integer"},
+        }
+    }
+    return answer
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
