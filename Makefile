@@ -21,12 +21,13 @@ node_modules/.package-lock.json: package-lock.json
 
 # Debian packages the tests run for real, as command:package: promtool, Prometheus and the
 # Pushgateway (tests/test_ops_files.py and the monitoring tests), nginx (the buffering proxy),
-# podman with runc, netavark and mmdebstrap (tests/test_image.py builds the image),
+# podman with runc, netavark, iptables (its port mapping) and mmdebstrap (tests/test_image.py),
 # podman-compose (docker-compose.yml). Installed only when missing and when allowed without a
 # prompt: as root (a fresh CI machine) or with passwordless sudo (GitHub's runners). Otherwise
 # the tests name what to install, and fail rather than skip when CI is set.
 SYSTEM_TOOLS := promtool:prometheus prometheus-pushgateway:prometheus-pushgateway nginx:nginx \
-  podman:podman runc:runc netavark:netavark mmdebstrap:mmdebstrap podman-compose:podman-compose
+  podman:podman runc:runc netavark:netavark iptables:iptables mmdebstrap:mmdebstrap \
+  podman-compose:podman-compose
 
 system-tools:
 	@missing=""; \

@@ -19,8 +19,8 @@ from prometheus_helpers import REPO, api, running_prometheus, wait_for
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.31.0"
-# Read by libraries rather than by Settings: boto3, prometheus_client, matplotlib.
-LIBRARY_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR", "MPLCONFIGDIR"}
+# Read by libraries rather than by Settings: boto3 (AWS_*), prometheus_client.
+LIBRARY_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR"}
 CLUSTER_SCOPED = {"Namespace"}
 
 
