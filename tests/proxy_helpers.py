@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prometheus_helpers import REPO, free_port, require_binary, wait_for
+from prometheus_helpers import REPO, free_port, require_binary
+from waiting import wait_for
 
 NGINX_CONF = REPO / "deploy" / "nginx" / "fraud-detection.conf"
 SHIPPED_UPSTREAM = "    server app:5000;\n"

@@ -20,12 +20,15 @@ import requests
 
 from fraud_detection.schema import FEATURES
 from image_helpers import build_image, podman, podman_env
-from prometheus_helpers import REPO, free_port, wait_for
+from prometheus_helpers import REPO, free_port
 from serving_helpers import train_into
+from waiting import wait_for
 
 TAG = "localhost/fraud-detection:test"
 USER = 10001
-GRACEFUL_TIMEOUT = runpy.run_path(str(REPO / "gunicorn.conf.py"))["graceful_timeout"]
+GRACEFUL_TIMEOUT = runpy.run_path(str(REPO / "src/fraud_detection/gunicorn_conf.py"))[
+    "graceful_timeout"
+]
 
 
 @pytest.fixture(scope="module")

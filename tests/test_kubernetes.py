@@ -12,13 +12,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from conftest import MakeApp
 from fraud_detection.cli import cli
 from fraud_detection.config import Settings
-from fraud_detection.serving import create_app
-from prometheus_helpers import REPO, api, running_prometheus, wait_for
+from prometheus_helpers import REPO, api, running_prometheus
+from waiting import wait_for
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.31.0"
+# Run from its file: importing it would cache the settings of the first import for later tests.
+GUNICORN_CONF = REPO / "src" / "fraud_detection" / "gunicorn_conf.py"
 # Read by libraries rather than by Settings: boto3 (AWS_*), prometheus_client.
 LIBRARY_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR"}
 CLUSTER_SCOPED = {"Namespace"}
@@ -99,7 +102,7 @@ def test_a_broken_manifest_is_refused_by_the_validation() -> None:
 def test_the_container_port_is_the_one_gunicorn_binds(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in config_env().items():
         monkeypatch.setenv(name, value)
-    gunicorn = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    gunicorn = runpy.run_path(str(GUNICORN_CONF))
     (container,) = containers(one("Deployment"))
     (port,) = container["ports"]
     assert gunicorn["bind"] == f"0.0.0.0:{port['containerPort']}"
@@ -109,13 +112,8 @@ def test_the_container_port_is_the_one_gunicorn_binds(monkeypatch: pytest.Monkey
     assert annotations["prometheus.io/port"] == str(port["containerPort"])
 
 
-def test_probes_hit_the_services_health_routes(tmp_path: Path) -> None:
-    settings = Settings(
-        model_store=str(tmp_path / "empty-store"),
-        serving_cache=tmp_path / "cache",
-        database_url=f"sqlite:///{tmp_path / 'log.db'}",
-    )
-    app = create_app(settings, start_reloader=False)
+def test_probes_hit_the_services_health_routes(make_app: MakeApp, tmp_path: Path) -> None:
+    app = make_app(tmp_path / "empty-store")
     routes = app.url_map.bind("fraud")
     (container,) = containers(one("Deployment"))
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -178,7 +176,7 @@ def test_pods_run_as_the_images_user_on_a_read_only_root_with_writable_folders()
 
 
 def test_pods_get_longer_to_stop_than_gunicorn_takes_to_drain() -> None:
-    gunicorn = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    gunicorn = runpy.run_path(str(GUNICORN_CONF))
     spec = one("Deployment")["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])

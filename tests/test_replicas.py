@@ -21,9 +21,10 @@ from click.testing import CliRunner
 
 from fraud_detection.cli import cli
 from postgres_helpers import PrivatePostgres
-from prometheus_helpers import api, host_port, localized_config, query, running_prometheus, wait_for
+from prometheus_helpers import api, host_port, localized_config, query, running_prometheus
 from proxy_helpers import running_nginx
 from serving_helpers import serve, train_into, transaction
+from waiting import wait_for
 
 REPLICAS = 3
 RELOAD_INTERVAL = 2.0

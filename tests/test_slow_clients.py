@@ -1,6 +1,7 @@
 """Slow clients (a body announced, a few bytes sent, then silence) cannot starve the service:
 liveness probes keep answering, directly under gunicorn and behind the shipped nginx."""
 
+import runpy
 import socket
 import time
 import urllib.parse
@@ -8,26 +9,18 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import pytest
 import requests
 
-from fraud_detection import gunicorn_conf
-from prometheus_helpers import host_port
+from prometheus_helpers import REPO, host_port
 from proxy_helpers import running_nginx
-from serving_helpers import serve, train_into
+from serving_helpers import serve
 
 # The liveness probe's timeoutSeconds in deploy/kubernetes (a kubelet gives up after it).
 PROBE_TIMEOUT = 3.0
 PROBES = 10
 PROBE_EVERY = 0.5
 STALLED_BODY = b'{"Time": 1'
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("store")
-    train_into(path, promote=True)
-    return path
+READ_TIMEOUT = runpy.run_path(str(REPO / "src/fraud_detection/gunicorn_conf.py"))["READ_TIMEOUT"]
 
 
 @contextmanager
@@ -60,21 +53,23 @@ def probe_failures(url: str) -> list[str]:
     return failures
 
 
-def test_stalled_bodies_leave_the_workers_free_for_probes(store: Path, tmp_path: Path) -> None:
+def test_stalled_bodies_leave_the_workers_free_for_probes(
+    trained_store: Path, tmp_path: Path
+) -> None:
     # Six stalled clients took every thread of the former 2 workers x 2 threads.
-    with serve(store, tmp_path) as url, slow_clients(url, 6) as clients:
+    with serve(trained_store, tmp_path) as url, slow_clients(url, 6) as clients:
         assert probe_failures(url) == []
         # The read timeout ends each stalled request with a 400 and frees its thread.
         for client in clients:
-            client.settimeout(gunicorn_conf.READ_TIMEOUT + 20)
+            client.settimeout(READ_TIMEOUT + 20)
             assert client.recv(64).startswith(b"HTTP/1.1 400"), "stalled request never ended"
 
 
 def test_behind_nginx_many_stalled_clients_never_reach_the_workers(
-    store: Path, tmp_path: Path
+    trained_store: Path, tmp_path: Path
 ) -> None:
     with (
-        serve(store, tmp_path) as url,
+        serve(trained_store, tmp_path) as url,
         running_nginx([host_port(url)]) as proxy,
         slow_clients(proxy, 100),
     ):
