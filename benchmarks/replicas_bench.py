@@ -53,9 +53,10 @@ def main() -> None:
     body = (
         "Three `fraud serve` replicas (own processes, caches, metrics folders; reload every "
         f"{figures['reload_interval_s']} s) share a moto S3 store and one PostgreSQL log behind "
-        "the shipped nginx config; four paced clients send about 80 requests/s through nginx "
-        "while `fraud models promote 2` and then `fraud models rollback` run. Convergence is "
-        "polled on each replica's `/models` every 0.1 s.\n\n" + table(figures)
+        "the shipped nginx config; four clients, each pausing 0.05 s between "
+        "requests, send through nginx while `fraud models promote 2` and then "
+        "`fraud models rollback` run. Convergence is polled on each replica's `/models` "
+        "every 0.1 s.\n\n" + table(figures)
     )
     print(body)
     write_section("Many replicas", "python benchmarks/replicas_bench.py", body)

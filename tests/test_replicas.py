@@ -29,7 +29,7 @@ from waiting import wait_for
 REPLICAS = 3
 RELOAD_INTERVAL = 2.0
 CLIENTS = 4
-PACE = 0.05  # seconds between one client's requests: about 80 requests/s in all
+PACE = 0.05  # seconds between one client's requests (about 70 requests/s in all measured)
 RATE_WINDOW = 30  # seconds of the rate compared with what the clients sent
 # Set by benchmarks/replicas_bench.py: where the test leaves its figures.
 FIGURES_ENV = "FRAUD_REPLICA_FIGURES"
