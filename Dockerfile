@@ -11,7 +11,8 @@ COPY src ./src
 RUN /opt/venv/bin/pip install --no-deps .
 
 # Runtime stage: the virtualenv, the two entry files and a non-root user. It may write only
-# under /tmp: the default prediction log lives there (set DATABASE_URL for PostgreSQL).
+# under /tmp: the default prediction log lives there (set DATABASE_URL for PostgreSQL), and
+# matplotlib's cache (the user has no home; `fraud train` and `fraud models` import it).
 FROM python:3.11.7-slim-bookworm
 RUN groupadd --gid 10001 fraud && useradd --uid 10001 --gid fraud --no-create-home fraud
 COPY --from=build /opt/venv /opt/venv
@@ -24,6 +25,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     FRAUD_MODEL_STORE=/data/store \
     FRAUD_SERVING_CACHE=/tmp/fraud-cache \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    MPLCONFIGDIR=/tmp/matplotlib \
     DATABASE_URL=sqlite:////tmp/fraud/predictions.db
 USER 10001:10001
 EXPOSE 5000

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint venv dev-venv prometheus-tools
+.PHONY: run test lint venv dev-venv system-tools
 
 $(BIN)/fraud: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,20 +19,30 @@ $(VENV)/.dev: requirements-dev.txt requirements-mlflow.txt $(BIN)/fraud
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund --silent
 
-# promtool, prometheus and prometheus-pushgateway (Debian packages) for tests/test_ops_files.py.
-# Installed only when missing and when allowed without a prompt: as root (a fresh CI machine)
-# or with passwordless sudo (GitHub's runners). Otherwise the tests name what to install, and
-# fail rather than skip when CI is set.
-prometheus-tools:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-pushgateway >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
-	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
-	  else echo "promtool/prometheus-pushgateway missing: apt-get install prometheus prometheus-pushgateway"; exit 0; fi; \
-	  if command -v apt-get >/dev/null 2>&1; then \
-	    $$sudo apt-get update -qq && \
-	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      prometheus prometheus-pushgateway; \
-	  fi; \
+# Debian packages the tests run for real, as command:package: promtool, Prometheus and the
+# Pushgateway (tests/test_ops_files.py and the monitoring tests), nginx (the buffering proxy),
+# podman with runc, netavark, iptables (its port mapping) and mmdebstrap (tests/test_image.py),
+# podman-compose (docker-compose.yml). Installed only when missing and when allowed without a
+# prompt: as root (a fresh CI machine) or with passwordless sudo (GitHub's runners). Otherwise
+# the tests name what to install, and fail rather than skip when CI is set.
+SYSTEM_TOOLS := promtool:prometheus prometheus-pushgateway:prometheus-pushgateway nginx:nginx \
+  podman:podman runc:runc netavark:netavark iptables:iptables mmdebstrap:mmdebstrap \
+  podman-compose:podman-compose
+
+system-tools:
+	@missing=""; \
+	for pair in $(SYSTEM_TOOLS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin:/usr/lib/podman" command -v "$${pair%%:*}" >/dev/null 2>&1 || \
+	    missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "missing Debian packages:$$missing (apt-get install them)"; exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $$missing; \
 	fi
 
 # The MLflow tracking server for tests/test_mlflow_mirror.py, in an environment of its own.
@@ -51,7 +61,7 @@ run: $(BIN)/fraud
 	$(BIN)/fraud models show champion >/dev/null 2>&1 || $(BIN)/fraud train
 	$(BIN)/fraud serve --host 127.0.0.1 --port 5000
 
-test: $(VENV)/.dev node_modules/.package-lock.json prometheus-tools .venv-mlflow/bin/mlflow
+test: $(VENV)/.dev node_modules/.package-lock.json system-tools .venv-mlflow/bin/mlflow
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -43,13 +43,13 @@ class PrometheusQueryError(RuntimeError):
         self.message = message
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, packages: str = "prometheus and prometheus-pushgateway") -> str:
     """The path of `name`; skip the test when missing, but fail under CI (never a silent skip)."""
-    path = shutil.which(name)
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path:
         return path
     message = (
-        f"{name} not found: install the Debian packages prometheus and prometheus-pushgateway "
+        f"{name} not found: install the Debian packages {packages} "
         "(`make test` does it when run as root with apt-get)"
     )
     if os.environ.get("CI"):

@@ -1,6 +1,9 @@
 """The object store behaves the same on a local folder and on S3 (moto over HTTP)."""
 
+import os
 import socket
+import subprocess
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,6 +87,41 @@ def test_local_writes_leave_no_temp_files(tmp_path: Path) -> None:
     store.put_bytes("k/a", b"2", if_absent=True)
     store.put_bytes("k/a", b"3")
     assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["a"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+@pytest.mark.parametrize("if_absent", [False, True])
+def test_local_files_get_the_usual_mode_under_the_umask(
+    tmp_path: Path, umask: int, mode: int, if_absent: bool
+) -> None:
+    previous = os.umask(umask)
+    try:
+        open_store(str(tmp_path)).put_bytes(
+            "models/m/aliases/champion.json", b"{}", if_absent=if_absent
+        )
+    finally:
+        os.umask(previous)
+    written = tmp_path / "models/m/aliases/champion.json"
+    assert written.stat().st_mode & 0o777 == mode
+    assert written.parent.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading as another uid needs root")
+def test_another_account_reads_what_the_store_wrote() -> None:
+    """The image's uid 10001 serves a store that root (or any other account) trained into."""
+    # pytest's tmp_path sits under a 0700 folder of this user: use a world-traversable one.
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder).chmod(0o755)
+        previous = os.umask(0o022)
+        try:
+            open_store(folder).put_bytes("k/champion.json", b"{}")
+        finally:
+            os.umask(previous)
+        done = subprocess.run(
+            ["cat", f"{folder}/k/champion.json"], user=10001, capture_output=True, text=True
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "{}"
 
 
 def test_unreachable_s3_endpoint_raises_store_error(

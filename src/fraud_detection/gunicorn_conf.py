@@ -16,10 +16,16 @@ _settings = get_settings()
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 wsgi_app = "fraud_detection.serving.wsgi:app"
-# Scoring is CPU-bound (onnxruntime with one intra-op thread): one request per process at a
-# time is the fastest plan; a second thread only covers slow clients and metrics scrapes.
+# Scoring is CPU-bound (onnxruntime with one intra-op thread) and holds the GIL, so extra
+# threads add no throughput; they are there for clients that stall. A thread reading a request
+# body blocks until the body is in: with 2 threads a worker, four clients announcing a body
+# and sending none of it took every thread and the liveness probes timed out. With 8, a
+# handful of stalled clients leaves threads free, and READ_TIMEOUT frees theirs. Many slow
+# clients are a proxy's job: deploy/nginx buffers whole requests before they reach gunicorn.
 worker_class = "gthread"
-threads = 2
+threads = 8
+# Longest wait for the next bytes of a request body; then the request fails with 400.
+READ_TIMEOUT = 10.0
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -42,6 +48,13 @@ def on_starting(server: Any) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     for stale in Path(folder).glob("*.db"):
         stale.unlink()
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Bound every read of the body: a stalled client loses its request, not a worker thread."""
+    # The worker hands the app a blocking socket with no timeout; werkzeug turns the timeout
+    # of a read into a 400 (ClientDisconnected).
+    req.unreader.sock.settimeout(READ_TIMEOUT)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -1,7 +1,7 @@
 """Object store: a local folder or an S3 prefix behind the same four methods."""
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,7 +76,10 @@ class LocalStore:
         target = self.root / check_key(key)
         with self._errors(key, "write"):
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TMP_PREFIX)
+            tmp = target.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+            # 0o666 less the umask, like any file a program writes: a store written by one
+            # account (training) is read by another (the service's non-root user).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
