@@ -107,8 +107,12 @@ def wrk(port: int, body: str, seconds: int, connections: int) -> dict[str, float
         raise RuntimeError(f"{non2xx.group(1)} failed requests:\n{out}")
 
     def ms(q: str) -> float:
-        value, unit = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+        # wrk prints a latency in us, ms, s or m; a run too short to have one gets nan.
+        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)$", out, re.M)
+        if found is None:
+            return float("nan")
+        value, unit = found.groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return {"rps": rps, "p50": ms("50"), "p99": ms("99")}
