@@ -40,15 +40,6 @@ def transaction(**overrides: object) -> dict[str, object]:
 @contextmanager
 def serve(store: Path, tmp_path: Path, workers: int = 2, **env: str) -> Iterator[str]:
     """`fraud serve` under gunicorn on a free port, private state in tmp_path; yields its URL."""
-    with serve_process(store, tmp_path, workers, **env) as (url, _):
-        yield url
-
-
-@contextmanager
-def serve_process(
-    store: Path, tmp_path: Path, workers: int = 2, **env: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`serve`, yielding the gunicorn master process too (its children are the workers)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -66,7 +57,7 @@ def serve_process(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, proc, log)
-        yield url, proc
+        yield url
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -56,9 +56,10 @@ def batch_record(batch: "LoggedBatch") -> bytes:
     body = {
         "i": batch.ids,
         "h": [batch.created_at, batch.endpoint, batch.scored.variant, model.version],
-        "x": batch.x,
-        "p": batch.scored.probabilities,
-        "f": batch.scored.is_fraud,
+        # orjson takes C-contiguous arrays only; slices of a request's arrays may not be.
+        "x": np.ascontiguousarray(batch.x),
+        "p": np.ascontiguousarray(batch.scored.probabilities),
+        "f": np.ascontiguousarray(batch.scored.is_fraud),
         "t": [model.threshold, batch.latency_ms],
     }
     return b"\nB " + orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -201,7 +201,8 @@ class PredictionLogWriter:
     def _record(batch: LoggedBatch) -> bytes | None:
         try:
             return batch_record(batch)
-        except (TypeError, ValueError):  # an id orjson cannot encode: kept in memory only
+        except (TypeError, ValueError) as exc:  # an id orjson cannot encode, say
+            log.warning("prediction log: a batch kept in memory only, not spooled: %s", exc)
             return None
 
     def _recover(self) -> None:
