@@ -190,10 +190,10 @@ class PredictionLogWriter:
 
     def _open_spool(self) -> Spool | None:
         root = self._spool_dir or get_settings().log_spool_dir
-        url = self._engine_factory().url.render_as_string(hide_password=False)
         try:
+            url = self._engine_factory().url.render_as_string(hide_password=False)
             return Spool(spool_folder(root, url))
-        except OSError as exc:
+        except Exception as exc:  # a bad URL or folder: the log runs without crash safety
             log.warning("prediction log: no spool in %s (%s): a crash loses its rows", root, exc)
             return None
 
