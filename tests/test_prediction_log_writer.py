@@ -1,9 +1,9 @@
 """The prediction-log writer against real databases: refused rows, a failing database, the spool."""
 
+import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -14,10 +14,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, text
 
 from fraud_detection.prediction_log import count_rows, ensure_schema, open_engine, utc_now
+from fraud_detection.serving.dataplane import Scored
 from fraud_detection.serving.log_spool import replay
 from fraud_detection.serving.log_writer import LoggedBatch, PredictionLogWriter
 from fraud_detection.serving.model import LoadedModel
-from fraud_detection.serving.scoring import Scored
+from waiting import wait_for
 
 MODEL = LoadedModel(version="7", threshold=0.5, manifest={}, session=cast(Any, None))
 
@@ -33,13 +34,6 @@ def batch(ids: list[str], endpoint: str = "predict") -> LoggedBatch:
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -183,6 +177,7 @@ def test_rows_of_a_killed_worker_are_written_by_the_next_writer(
     # A worker whose database is full holds its rows, and is killed outright.
     worker = subprocess.Popen(
         [sys.executable, "-c", CRASHING_WORKER, url, str(tmp_path / "spool")],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},  # this module, importable
         stdout=subprocess.PIPE,
         text=True,
     )
