@@ -75,7 +75,10 @@ def test_a_refused_row_never_takes_the_others_with_it(
     writer.log(batch(ids[500:]))
 
     # Well inside the 30 s retry window: the good rows are not held back by the bad ones.
-    wait_for(lambda: sample("fraud_prediction_log_written_total") - written == 1003 - len(refused))
+    wait_for(
+        lambda: sample("fraud_prediction_log_written_total") - written == 1003 - len(refused),
+        timeout=10,
+    )
     assert sample("fraud_prediction_log_dropped_total", reason="rejected") - rejected == len(
         refused
     )
