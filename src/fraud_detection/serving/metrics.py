@@ -54,6 +54,9 @@ LOG_DROPPED = Counter(
     "past the retry window), rejected (the database refused the row's values), shutdown.",
     ["reason"],
 )
+# Every reason is exported from the start (as 0), so dashboards and alerts see the series.
+for _reason in ("buffer_full", "unavailable", "rejected", "shutdown"):
+    LOG_DROPPED.labels(_reason)
 LOG_PENDING = Gauge(
     "fraud_prediction_log_pending_rows",
     "Prediction-log rows waiting in the workers' buffers or being written.",
