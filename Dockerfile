@@ -26,7 +26,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     FRAUD_SERVING_CACHE=/tmp/fraud-cache \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
     MPLCONFIGDIR=/tmp/matplotlib \
-    DATABASE_URL=sqlite:////tmp/fraud/predictions.db
+    DATABASE_URL=sqlite:////tmp/fraud/predictions.db \
+    FRAUD_LOG_SPOOL_DIR=/tmp/fraud/log-spool
 USER 10001:10001
 EXPOSE 5000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

@@ -64,4 +64,5 @@ run: $(BIN)/fraud
 test: $(VENV)/.dev node_modules/.package-lock.json system-tools .venv-mlflow/bin/mlflow
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/bandit -q -r src -ll
 	$(BIN)/pytest

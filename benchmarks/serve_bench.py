@@ -3,21 +3,24 @@
 One run, one machine, the same gunicorn settings (src/fraud_detection/gunicorn_conf.py)
 for: (a) Flask that only parses JSON, (b) our service logging to SQLite, (b') the same logging
 to PostgreSQL (when one answers at --postgres), (c) Flask + pandas + scikit-learn predict_proba
-on the same forest. Load comes from wrk (Debian package `wrk`).
+on the same forest. Load comes from wrk (Debian package `wrk`). Then (b) once more with one
+worker killed (SIGKILL) in the middle of the load: the prediction log's accounting after it.
 With --baseline REV, (b) also runs as it was at git revision REV, in the same rounds, so a
 change's cost is a ratio measured in one run.
 Usage: python benchmarks/serve_bench.py [--data PATH] [--seconds 15] [--connections 4]
-       [--baseline REV]
+       [--rounds 3] [--baseline REV]
 """
 
 import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import timeit
 import urllib.request
@@ -80,8 +83,11 @@ def start(
     raise RuntimeError(f"{app} did not start")
 
 
-def wrk(port: int, body: str, seconds: int, connections: int) -> dict[str, float]:
-    """Requests/s and p50/p99 latency (ms) of a wrk run against /predict."""
+def wrk(
+    port: int, body: str, seconds: int, connections: int, *, killed: bool = False
+) -> dict[str, float]:
+    """Requests/s and p50/p99 latency (ms) of a wrk run against /predict; with `killed`, a
+    run in which a worker is killed, so its connections may fail (counted, not an error)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_LUA.format(body=body))
     done = subprocess.run(
@@ -105,17 +111,45 @@ def wrk(port: int, body: str, seconds: int, connections: int) -> dict[str, float
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{non2xx.group(1)} failed requests:\n{out}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if errors and not killed:
+        raise RuntimeError(f"socket errors:\n{out}")
+    answered = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
     def ms(q: str) -> float:
-        # wrk prints a latency in us, ms, s or m; a run too short to have one gets nan.
         found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)$", out, re.M)
-        if found is None:
+        if found is None:  # no request completed (a warm-up of a slow app on a busy machine)
             return float("nan")
         value, unit = found.groups()
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99")}
+    failed = sum(int(n) for n in errors.groups()) if errors else 0
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "answered": answered, "failed": failed}
+
+
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn workers of a master process."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def kill_run(env: dict[str, str], body: str, seconds: int, connections: int) -> dict[str, float]:
+    """(b) under load with one worker killed halfway; the log's accounting afterwards."""
+    port = free_port()
+    proc = start("app:app", env, port, body)
+    try:
+        victim = worker_pids(proc.pid)[0]
+        killer = threading.Timer(seconds / 2, os.kill, (victim, signal.SIGKILL))
+        killer.start()
+        run = wrk(port, body, seconds, connections, killed=True)
+        killer.join()
+        run |= log_accounting(port, timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    run["lost"] = run["scored"] - run["written"] - run["dropped"]
+    return run
 
 
 def log_accounting(port: int, timeout: float = 30.0) -> dict[str, float]:
@@ -185,6 +219,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--postgres",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
@@ -210,17 +245,13 @@ def main() -> None:
         "FRAUD_SERVING_CACHE": str(tmp / "cache-b"),
         "DATABASE_URL": f"sqlite:///{tmp / 'predictions.db'}",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
+        "FRAUD_LOG_SPOOL_DIR": str(tmp / "spool"),
     }
     apps: dict[str, tuple[str, dict[str, str], Path]] = {
         "(a) Flask floor: parse JSON, return a constant": ("floor_app:app", {}, REPO),
         "(b) our /predict (validation, ONNX, metrics, SQLite prediction log)": (
             "app:app",
             ours,
-            REPO,
-        ),
-        "(c) common: pandas DataFrame + scikit-learn": (
-            "sklearn_app:app",
-            {"BENCH_STORE": str(store), "BENCH_CACHE": str(tmp / "cache-c")},
             REPO,
         ),
     }
@@ -244,6 +275,7 @@ def main() -> None:
         )
     postgres = scratch_postgres_database(args.postgres)
     if postgres:
+        # Right after (b), so the two logs run under the most similar conditions.
         apps["(b') the same, PostgreSQL prediction log"] = (
             "app:app",
             {
@@ -254,9 +286,14 @@ def main() -> None:
             },
             REPO,
         )
+    apps["(c) common: pandas DataFrame + scikit-learn"] = (
+        "sklearn_app:app",
+        {"BENCH_STORE": str(store), "BENCH_CACHE": str(tmp / "cache-c")},
+        REPO,
+    )
     http: dict[str, dict[str, float]] = {}
-    # Two interleaved rounds, best of each: a noisy neighbour then hurts no app alone.
-    for _ in range(2):
+    # Interleaved rounds, best of each: a noisy neighbour then hurts no app alone.
+    for _ in range(args.rounds):
         for name, (app, env, tree) in apps.items():
             port = free_port()
             proc = start(app, env, port, body, tree)
@@ -278,10 +315,23 @@ def main() -> None:
             conn.execute(f"DROP DATABASE {postgres.rsplit('/', 1)[1]} WITH (FORCE)")  # type: ignore[arg-type]
     if args.baseline:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
+    killed = kill_run(
+        {
+            **ours,
+            "DATABASE_URL": f"sqlite:///{tmp / 'killed.db'}",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom-killed"),
+        },
+        body,
+        args.seconds,
+        args.connections,
+    )
+    print("kill -9", killed, flush=True)
     inproc = in_process(store, tmp / "cache-i", x_test)
     print(inproc)
 
-    a, b, c = (http[k] for k in list(apps)[:3])
+    a = http["(a) Flask floor: parse JSON, return a constant"]
+    b = http["(b) our /predict (validation, ONNX, metrics, SQLite prediction log)"]
+    c = http["(c) common: pandas DataFrame + scikit-learn"]
     rows = [f"| {k} | {v['rps']:,.0f} | {v['p50']:.2f} | {v['p99']:.2f} |" for k, v in http.items()]
     checks = {
         "(b) >= 0.7 x (a) requests/s": (b["rps"] / a["rps"], b["rps"] / a["rps"] >= 0.7),
@@ -294,14 +344,26 @@ def main() -> None:
             ratio,
             ratio >= 0.95,
         )
+    logged = [v for v in http.values() if "scored" in v]
+    if postgres:
+        ratio = http["(b') the same, PostgreSQL prediction log"]["rps"] / b["rps"]
+        checks["(b') >= 0.9 x (b) requests/s"] = (ratio, ratio >= 0.9)
+    checks["(b), (b'): rows written / scored"] = (
+        min(v["written"] / v["scored"] for v in logged),
+        all(v["written"] == v["scored"] for v in logged),
+    )
+    checks["kill -9: rows lost <= requests never answered"] = (
+        killed["lost"],
+        killed["lost"] <= killed["failed"],
+    )
     body_md = "\n".join(
         [
             "gunicorn: 2 workers (gthread, 2 threads each), same config for all; "
             f"wrk: 1 thread, "
             f"{args.connections} connections, {args.seconds} s after a 2 s warm-up, one real "
             f"transaction per request; the model is `fraud train` on the real data (100 trees). "
-            "Client and server share the same 2 cores; two interleaved rounds, the better "
-            "of each is shown.",
+            f"Client and server share the same 2 cores; {args.rounds} interleaved rounds, the "
+            "best of each is shown.",
             "",
             "| app | requests/s | p50 ms | p99 ms |",
             "|---|---:|---:|---:|",
@@ -317,6 +379,18 @@ def main() -> None:
                 for k, v in http.items()
                 if "scored" in v
             ),
+            "",
+            f"(b) again, one of the two workers killed with SIGKILL {args.seconds / 2:.0f} s into "
+            f"a {args.seconds} s load (no warm-up); gunicorn starts a new worker, which writes "
+            "the rows the killed one had spooled. Lost = scored - written - dropped: "
+            "transactions scored but neither written nor counted (requests in flight in the "
+            "killed worker were scored but never answered; they are the failed requests).",
+            "",
+            "| answered | failed requests | transactions scored | rows written | rows dropped | "
+            "lost |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {killed['answered']:,.0f} | {killed['failed']:,.0f} | {killed['scored']:,.0f} | "
+            f"{killed['written']:,.0f} | {killed['dropped']:,.0f} | {killed['lost']:,.0f} |",
             "",
             "| target | measured | met |",
             "|---|---:|---|",

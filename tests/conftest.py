@@ -26,8 +26,9 @@ REAL_DATA = REPO.parent / "shared" / "data" / "creditcard.csv.gz"
 
 @pytest.fixture(autouse=True)
 def private_prediction_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test logs to its own SQLite file, never to the checkout's ./.fraud database."""
+    """Every test logs to its own SQLite file and spool, never to the checkout's ./.fraud."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'prediction-log.db'}")
+    monkeypatch.setenv("FRAUD_LOG_SPOOL_DIR", str(tmp_path / "log-spool"))
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ SERVICE_METRICS = {
     "fraud_model_reloads_total",
     "fraud_prediction_log_dropped_total",
     "fraud_prediction_log_written_total",
+    "fraud_prediction_log_pending_rows",
     "fraud_feedback_total",
     "flask_http_request_total",
 } | {f"{name}_{suffix}" for name in HISTOGRAMS for suffix in ("bucket", "count", "sum")}

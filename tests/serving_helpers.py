@@ -45,6 +45,7 @@ def serve(store: Path, tmp_path: Path, workers: int = 2, **env: str) -> Iterator
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         "FRAUD_SERVING_CACHE": str(tmp_path / "cache"),
+        "FRAUD_LOG_SPOOL_DIR": str(tmp_path / "log-spool"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'predictions.db'}",
         **env,
     }

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     log_capacity: int = Field(
         default=10_000, validation_alias=AliasChoices("FRAUD_LOG_CAPACITY", "log_capacity")
     )
+    log_spool_dir: Path = Field(
+        default=HOME / "log-spool",
+        validation_alias=AliasChoices("FRAUD_LOG_SPOOL_DIR", "log_spool_dir"),
+    )
     mlflow_tracking_uri: str = Field(
         default="", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
     )

@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.serving_cache / settings.model_name,
     )
     prediction_log = PredictionLogWriter(
-        lambda: open_engine(settings.database_url), capacity=settings.log_capacity
+        lambda: open_engine(settings.database_url),
+        capacity=settings.log_capacity,
+        spool_dir=settings.log_spool_dir,
     )
     plane = DataPlane(settings, holder, prediction_log)
     app.extensions["fraud"] = plane

@@ -50,7 +50,17 @@ LOG_WRITTEN = Counter(
 )
 LOG_DROPPED = Counter(
     "fraud_prediction_log_dropped_total",
-    "Prediction-log rows dropped: buffer full, or the database refused them past the retry window.",
+    "Prediction-log rows not written, by reason: buffer_full, unavailable (the database failed "
+    "past the retry window), rejected (the database refused the row's values), shutdown.",
+    ["reason"],
+)
+# Every reason is exported from the start (as 0), so dashboards and alerts see the series.
+for _reason in ("buffer_full", "unavailable", "rejected", "shutdown"):
+    LOG_DROPPED.labels(_reason)
+LOG_PENDING = Gauge(
+    "fraud_prediction_log_pending_rows",
+    "Prediction-log rows waiting in the workers' buffers or being written.",
+    multiprocess_mode="livesum",
 )
 FEEDBACK = Counter("fraud_feedback_total", "Analyst labels stored.", ["label"])
 
