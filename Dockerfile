@@ -14,6 +14,9 @@ RUN /opt/venv/bin/pip install --no-deps .
 # under /tmp: the default prediction log lives there (set DATABASE_URL for PostgreSQL), and
 # matplotlib's cache (the user has no home; `fraud train` and `fraud models` import it).
 FROM python:3.11.7-slim-bookworm
+# LightGBM and XGBoost load the OpenMP runtime when `fraud retrain --algorithm` fits them.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 fraud && useradd --uid 10001 --gid fraud --no-create-home fraud
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

@@ -24,6 +24,7 @@ def registry(store_uri: str) -> Registry:
                 "threshold": 0.4,
                 "metrics": {
                     "test": {"pr_auc": pr_auc, "precision": 0.9, "recall": 0.7},
+                    "test_ci": {"pr_auc": [pr_auc - 0.08, pr_auc + 0.07]},
                     "validation": {"pr_auc": pr_auc - 0.05},
                 },
                 "data": {"rows": 1000, "synthetic": True},
@@ -64,6 +65,7 @@ def test_show_prints_a_readable_summary(registry: Registry) -> None:
     result = run(registry, "show", "2")
     assert result.exit_code == 0
     assert "challenger" in result.stdout and "model.onnx" in result.stdout
+    assert "0.8500 [0.7700, 0.9200]" in result.stdout  # the interval beside the figure
 
 
 def test_unknown_version_is_one_error_line_and_exit_2(registry: Registry) -> None:

@@ -120,6 +120,29 @@ def test_retrain_twice_on_the_same_data_promotes_once(data: Path, tmp_path: Path
     report = (tmp_path / "report.md").read_text()
     assert "| f1 |" in report and "Decision: stage" in report
     assert reg.read_file("2", "retrain_report.md").decode() == report
+    # The paired gain of a same-seed retrain is nil, and the report says what it rested on.
+    assert "## Paired bootstrap: challenger minus champion (pr_auc)" in report
+    assert f"rests on **{staged['details']['holdout_frauds']} frauds**" in report
+    assert staged["details"]["paired_gain"]["gain"] == 0
+
+
+def test_rule_only_decides_without_the_bootstrap(data: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert retrain(data, store).exit_code == 0
+    result = retrain(data, store, "--rule-only", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "SPEC rule alone: --rule-only" in result.stdout
+    assert "Paired bootstrap" not in result.stdout
+
+
+def test_auto_keeps_the_family_best_on_validation_and_says_why(data: Path, tmp_path: Path) -> None:
+    result = retrain(data, tmp_path / "store", "--algorithm", "auto")
+    assert result.exit_code == 0, result.output
+    assert "kept by --algorithm auto: highest validation PR-AUC on history" in result.stdout
+    for family in ("rf", "xgboost", "lightgbm"):
+        assert f"{family} 0." in result.stdout or f"{family} 1." in result.stdout
+    manifest = registry(tmp_path / "store").manifest("champion")
+    assert f"family `{manifest['family']}` kept by --algorithm auto" in result.stdout
 
 
 def test_force_promotion_promotes(data: Path, tmp_path: Path) -> None:

@@ -59,6 +59,28 @@ def test_training_on_real_data_registers_a_champion_with_the_spec_manifest(
     assert manifest["onnx_parity_max_abs_diff"] <= 1e-5
     assert 0.5 < manifest["metrics"]["test"]["pr_auc"] <= 1.0
     assert "Training summary" in result.stdout
+    assert manifest["family"] == "rf"
+    low, high = manifest["metrics"]["test_ci"]["pr_auc"]
+    assert low < manifest["metrics"]["test"]["pr_auc"] < high
+    assert set(manifest["metrics"]["validation_ci"]) >= METRIC_KEYS | {"recall_at_budget"}
+    assert manifest["bootstrap"]["stratified"] == "by class"
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "lightgbm"])
+def test_boosted_families_train_export_and_record_their_family(
+    algorithm: str, small_csv: Path, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store")
+    args = ("--data", str(small_csv), "--store", store, "--algorithm", algorithm, "--trees", "20")
+    result = run_cli("train", *args)
+    assert result.exit_code == 0, result.output
+    manifest = show_champion(store)
+    assert manifest["family"] == algorithm
+    assert manifest["params"]["n_estimators"] == 20
+    assert manifest["onnx_parity_max_abs_diff"] <= 1e-5
+    test, ci = manifest["metrics"]["test"], manifest["metrics"]["test_ci"]
+    assert f"{test['pr_auc']:.4f} [{ci['pr_auc'][0]:.4f}, {ci['pr_auc'][1]:.4f}]" in result.stdout
+    assert "alerts / 10k" in result.stdout
 
 
 def test_same_store_layout_on_local_folder_and_s3(small_csv: Path, store_uri: str) -> None:

@@ -7,6 +7,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from .bootstrap import ALERT_BUDGET, recall_at_alert_budget
+
 ThresholdRule = Literal["f1", "min_precision", "cost"]
 
 DEFAULT_REVIEW_FEE = 5.0
@@ -87,8 +89,10 @@ def classification_metrics(
     amounts: NDArray[Any] | None = None,
     cost_model: CostModel = CostModel(),
     slice_name: str = "test",
+    alert_budget: float = ALERT_BUDGET,
 ) -> dict[str, Any]:
-    """PR-AUC first (beside the slice's fraud rate), then thresholded metrics and cost."""
+    """PR-AUC first (beside the slice's fraud rate), then thresholded metrics and cost, and
+    recall at a fixed alert budget (alerts per 10,000 transactions)."""
     y = np.asarray(y_true).astype(np.int8)
     s = np.asarray(scores, dtype=np.float64)
     flagged = s >= threshold
@@ -99,6 +103,8 @@ def classification_metrics(
         f"{slice_name}_fraud_rate": float(y.mean()) if len(y) else float("nan"),
         "roc_auc": float(roc_auc_score(y, s)) if both_classes else float("nan"),
         **confusion_rates(cm, undefined=0.0),
+        "recall_at_budget": recall_at_alert_budget(y, s, alert_budget),
+        "alert_budget_per_10k": alert_budget,
         "confusion_matrix": cm,
         "rows": len(y),
         "frauds": int(y.sum()),

@@ -8,6 +8,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from . import bootstrap
+from .bootstrap import with_interval
 from .evaluation import pr_curve
 
 SYNTHETIC_BANNER = (
@@ -52,33 +54,38 @@ def plot_confusion(matrix: Mapping[str, int], title: str) -> bytes:
     return _png(fig)
 
 
-def _metric_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    names = [
-        ("pr_auc", "PR-AUC (average precision)"),
-        ("roc_auc", "ROC-AUC"),
-        ("precision", "Precision"),
-        ("recall", "Recall"),
-        ("f1", "F1"),
-        ("fpr", "False-positive rate"),
-        ("fnr", "False-negative rate"),
-        ("expected_cost", "Expected cost"),
+METRIC_NAMES = (
+    ("pr_auc", "PR-AUC (average precision)"),
+    ("roc_auc", "ROC-AUC"),
+    ("precision", "Precision"),
+    ("recall", "Recall"),
+    ("f1", "F1"),
+    ("fpr", "False-positive rate"),
+    ("fnr", "False-negative rate"),
+    ("recall_at_budget", "Recall at the alert budget"),
+    ("expected_cost", "Expected cost"),
+)
+SLICES = ("validation", "test")
+
+
+def _metric_rows(metrics: Mapping[str, Mapping[str, Any]], level: float) -> list[str]:
+    slices = [s for s in SLICES if s in metrics]
+    rows = [
+        "| metric | " + " | ".join(f"{s} [{level:.0%} interval]" for s in slices) + " |",
+        "|---|" + "---:|" * len(slices),
     ]
-    slices = list(metrics)
-    rows = ["| metric | " + " | ".join(slices) + " |", "|---|" + "---:|" * len(slices)]
-    for key, label in names:
-        cells = [_fmt(metrics[s].get(key)) for s in slices]
+    for key, label in METRIC_NAMES:
+        cells = [
+            with_interval(metrics[s].get(key), metrics.get(f"{s}_ci", {}).get(key)) for s in slices
+        ]
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    rates = [_fmt(metrics[s].get(f"{s}_fraud_rate"), pct=True) for s in slices]
+    rates = [_pct(metrics[s].get(f"{s}_fraud_rate")) for s in slices]
     rows.append("| Fraud rate of the slice | " + " | ".join(rates) + " |")
     return rows
 
 
-def _fmt(value: Any, pct: bool = False) -> str:
-    if value is None:
-        return "-"
-    if pct:
-        return f"{100 * value:.3f}%"
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4f}"
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.3f}%"
 
 
 def training_report(manifest: Mapping[str, Any]) -> str:
@@ -86,6 +93,7 @@ def training_report(manifest: Mapping[str, Any]) -> str:
     metrics = manifest["metrics"]
     data = manifest["data"]
     cm = metrics["test"]["confusion_matrix"]
+    boot = manifest.get("bootstrap", bootstrap.settings())
     lines = [f"# Fraud model {manifest['model_name']} — training report", ""]
     if data.get("synthetic"):
         lines += [SYNTHETIC_BANNER, ""]
@@ -95,15 +103,20 @@ def training_report(manifest: Mapping[str, Any]) -> str:
         f"- Time-ordered split: train {data['train_rows']:,} rows → validation "
         f"{data['validation_rows']:,} rows (threshold chosen here) → test "
         f"{data['test_rows']:,} rows ({metrics['test']['frauds']} frauds, scored once)",
-        f"- Algorithm: {manifest['algorithm']} with `{manifest['params']}`",
+        f"- Algorithm: {manifest['algorithm']} (family `{manifest.get('family', 'rf')}`) "
+        f"with `{manifest['params']}`",
         f"- Decision threshold: **{manifest['threshold']:.4f}** "
         f"(rule: {manifest['threshold_rule']}, on validation)",
-        f"- ONNX parity: max |ONNX - scikit-learn| = {manifest['onnx_parity_max_abs_diff']:.1e}",
+        f"- ONNX parity: max |ONNX - fitted model| = {manifest['onnx_parity_max_abs_diff']:.1e}",
         f"- Training time: {manifest['training_seconds']:.1f} s",
         "",
         "## Metrics",
         "",
-        *_metric_rows(metrics),
+        *_metric_rows(metrics, boot["level"]),
+        "",
+        f"Intervals: {boot['resamples']:,} bootstrap resamples of each slice, stratified by "
+        f"class (seed {boot['seed']}). Alert budget: "
+        f"{metrics['test'].get('alert_budget_per_10k', 0):g} alerts per 10,000 transactions.",
         "",
         f"Confusion matrix on test: TN {cm['tn']:,}, FP {cm['fp']:,}, FN {cm['fn']:,}, "
         f"TP {cm['tp']:,}.",

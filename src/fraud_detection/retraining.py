@@ -9,14 +9,24 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from . import bootstrap
+from .bootstrap import with_interval
 from .data import MIN_SAMPLES, time_split, validate
 from .evaluation import classification_metrics
+from .families import Algorithm, TreeCallback
+from .gate import MIN_CONFIDENCE, Gain, paired_gain
 from .inference import onnx_fraud_probability, onnx_session
 from .prediction_log import labelled_transactions, open_engine, utc_now
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
 from .schema import COLUMNS, FEATURES
-from .training import TrainedModel, TrainingOptions, TreeCallback, features_and_label, train_on
+from .training import (
+    TrainedModel,
+    TrainingOptions,
+    features_and_label,
+    train_best_family,
+    train_on,
+)
 
 Action = Literal["promote", "stage"]
 HOLDOUT_FRACTION = 0.1
@@ -30,6 +40,10 @@ class PromotionRule:
     min_improvement: float = 0.02
     max_precision_drop: float = 0.05
     force: bool = False
+    paired_bootstrap: bool = True
+    """On top of the rule: the gain's paired-bootstrap lower bound must be above zero."""
+    min_confidence: float = MIN_CONFIDENCE
+    gate_metric: str = "pr_auc"
 
 
 @dataclass(frozen=True)
@@ -41,19 +55,23 @@ class Decision:
 
 
 def decide(
-    champion: dict[str, Any] | None, challenger: dict[str, Any], rule: PromotionRule
+    champion: dict[str, Any] | None,
+    challenger: dict[str, Any],
+    rule: PromotionRule,
+    gain: Gain | None = None,
 ) -> Decision:
-    """Apply the promotion rule to holdout metrics of both models (champion may be absent)."""
+    """Apply the promotion rule to holdout metrics of both models (champion may be absent),
+    then, when given, the paired-bootstrap gain (the gate that knows its noise)."""
     if rule.force:
         return Decision("promote", "--force-promotion: comparison skipped")
     if champion is None:
         return Decision("promote", "no champion yet: the first valid model becomes champion")
-    gain = challenger["f1"] - champion["f1"]
+    f1_gain = challenger["f1"] - champion["f1"]
     drop = champion["precision"] - challenger["precision"]
-    if gain < rule.min_improvement:
+    if f1_gain < rule.min_improvement:
         return Decision(
             "stage",
-            f"F1 {challenger['f1']:.4f} vs champion {champion['f1']:.4f}: gain {gain:+.4f} "
+            f"F1 {challenger['f1']:.4f} vs champion {champion['f1']:.4f}: gain {f1_gain:+.4f} "
             f"is below --min-improvement {rule.min_improvement}",
         )
     if drop > rule.max_precision_drop:
@@ -61,11 +79,15 @@ def decide(
             "stage",
             f"precision falls by {drop:.4f} (> --max-precision-drop {rule.max_precision_drop})",
         )
-    return Decision(
-        "promote",
-        f"F1 {challenger['f1']:.4f} vs champion {champion['f1']:.4f} (gain {gain:+.4f} >= "
-        f"{rule.min_improvement}); precision change {-drop:+.4f} within {rule.max_precision_drop}",
+    passed = (
+        f"F1 {challenger['f1']:.4f} vs champion {champion['f1']:.4f} (gain {f1_gain:+.4f} >= "
+        f"{rule.min_improvement}); precision change {-drop:+.4f} within {rule.max_precision_drop}"
     )
+    if gain is not None and not gain.believed:
+        return Decision(
+            "stage", f"{passed}, but the {gain.summary()}: not above zero, could be luck"
+        )
+    return Decision("promote", passed + (f"; {gain.summary()}" if gain else ""))
 
 
 def recent_labelled_rows(database_url: str, lookback_days: float) -> pd.DataFrame:
@@ -119,7 +141,9 @@ def score_model(
     x, y = features_and_label(holdout)
     scores = onnx_fraud_probability(session, x).astype(np.float64)
     amounts = x[:, FEATURES.index("Amount")]
-    return classification_metrics(y, scores, threshold, amounts=amounts), scores
+    metrics = classification_metrics(y, scores, threshold, amounts=amounts)
+    intervals = bootstrap.metric_intervals(y, scores, threshold, amounts=amounts)
+    return {**metrics, "threshold": threshold, "ci": intervals}, scores
 
 
 def score_champion(
@@ -155,6 +179,7 @@ class RetrainResult:
     challenger: dict[str, Any]
     version: str | None
     report: str
+    gain: Gain | None = None
 
 
 def retrain(
@@ -167,38 +192,69 @@ def retrain(
     dry_run: bool = False,
     on_trees: TreeCallback | None = None,
     production_rows: int = 0,
+    algorithm: Algorithm | Literal["auto"] = "rf",
+    options: TrainingOptions | None = None,
 ) -> RetrainResult:
     """Train a challenger on all but the most recent rows, score both there, and decide.
 
     Nothing is written before the challenger is complete, so a crash leaves the champion as is.
+    With `algorithm="auto"` every family is trained and the best on validation (history
+    only, never the holdout) is kept.
     """
     history, holdout = time_split(df, 1 - holdout_fraction)
-    options = TrainingOptions(history_fraction=1 - holdout_fraction)
-    trained = train_on(
-        history,
-        holdout,
-        options,
-        data=df,
-        source=source,
-        model_name=registry.name,
-        on_trees=on_trees,
-    )
+    base = replace(options or TrainingOptions(), history_fraction=1 - holdout_fraction)
+    if algorithm == "auto":
+        trained, family_note = train_best_family(
+            df, base, source=source, model_name=registry.name, on_trees=on_trees
+        )
+    else:
+        trained = train_on(
+            history,
+            holdout,
+            replace(base, algorithm=algorithm),
+            data=df,
+            source=source,
+            model_name=registry.name,
+            on_trees=on_trees,
+        )
+        family_note = f"family `{algorithm}` (--algorithm)"
     scored = score_on_holdout(trained, registry, holdout)
     champion, challenger = scored.champion, scored.challenger
-    decision = decide(champion, challenger, rule)
+    gain: Gain | None = None
+    if scored.champion_scores is not None and rule.paired_bootstrap and not rule.force:
+        assert champion is not None
+        gain = paired_gain(
+            scored.labels,
+            (scored.champion_scores, float(champion["threshold"])),
+            (scored.challenger_scores, float(challenger["threshold"])),
+            metric=rule.gate_metric,
+            min_confidence=rule.min_confidence,
+        )
+    decision = decide(champion, challenger, rule, gain)
     details = {
         "decision": asdict(decision),
         "rule": asdict(rule),
         "champion": champion,
         "challenger": challenger,
         "holdout_rows": len(holdout),
+        "holdout_frauds": int(scored.labels.sum()),
         "production_rows": production_rows,
+        "family": family_note,
+        "paired_gain": asdict(gain) if gain else None,
     }
     report = retrain_report(
-        decision, rule, champion, challenger, len(holdout), source, production_rows
+        decision,
+        rule,
+        champion,
+        challenger,
+        len(holdout),
+        source,
+        production_rows,
+        gain=gain,
+        family_note=family_note,
     )
     if dry_run:
-        return RetrainResult(decision, champion, challenger, None, report)
+        return RetrainResult(decision, champion, challenger, None, report, gain)
     curves = {"challenger": (scored.labels, scored.challenger_scores, challenger["pr_auc"])}
     if champion is not None and scored.champion_scores is not None:
         label = f"champion v{champion['version']}"
@@ -212,7 +268,7 @@ def retrain(
     version = str(manifest["version"])
     act = registry.promote if decision.action == "promote" else registry.stage
     act(version, reason=decision.reason, details=details)
-    return RetrainResult(decision, champion, challenger, version, report)
+    return RetrainResult(decision, champion, challenger, version, report, gain)
 
 
 def retrain_report(
@@ -223,19 +279,25 @@ def retrain_report(
     holdout_rows: int,
     source: str,
     production_rows: int = 0,
+    *,
+    gain: Gain | None = None,
+    family_note: str = "",
 ) -> str:
-    """Markdown: both models side by side on the same holdout, the decision and the rule."""
-    keys = ["pr_auc", "roc_auc", "precision", "recall", "f1", "fpr", "fnr", "expected_cost"]
-    head = "| metric | champion | challenger | change |"
+    """Markdown: both models side by side on the same holdout with their intervals, the
+    paired gain's distribution, the decision and the rule."""
+    head = "| metric | champion [95% interval] | challenger [95% interval] | change |"
     rows = [head, "|---|---:|---:|---:|"]
-    for key in keys:
+    for key in bootstrap.BOOTSTRAPPED:
         new = challenger.get(key)
         old = champion.get(key) if champion else None
         change = f"{new - old:+.4f}" if old is not None and new is not None else "-"
+        old_ci = champion.get("ci", {}).get(key) if champion else None
+        new_ci = challenger.get("ci", {}).get(key)
         rows.append(
-            f"| {key} | {'-' if old is None else f'{old:.4f}'} | "
-            f"{'-' if new is None else f'{new:.4f}'} | {change} |"
+            f"| {key} | {with_interval(old, old_ci)} | {with_interval(new, new_ci)} | {change} |"
         )
+    frauds = challenger.get("frauds")
+    budget = challenger.get("alert_budget_per_10k", bootstrap.ALERT_BUDGET)
     return "\n".join(
         [
             "# Retraining report",
@@ -246,17 +308,55 @@ def retrain_report(
                 if production_rows
                 else ""
             )
-            + f"; both models scored on the same most recent {holdout_rows:,} rows.",
+            + f"; both models scored on the same most recent {holdout_rows:,} rows"
+            + (f" ({frauds} frauds)" if frauds is not None else "")
+            + ".",
             "",
+            *([f"Challenger: {family_note}.", ""] if family_note else []),
             *rows,
             "",
+            f"Intervals: 95% bootstrap, {bootstrap.RESAMPLES:,} resamples stratified by class. "
+            f"recall_at_budget: share of frauds among the top {budget:g} alerts per 10,000 "
+            "transactions.",
+            "",
+            *_gain_section(gain, rule),
             f"**Decision: {decision.action}.** {decision.reason}",
             "",
             f"Rule: promote when challenger F1 >= champion F1 + {rule.min_improvement} and "
-            f"precision drops by no more than {rule.max_precision_drop}; otherwise stage as "
-            f"challenger{' (forced promotion requested)' if rule.force else ''}.",
+            f"precision drops by no more than {rule.max_precision_drop}"
+            + (
+                f", and the paired-bootstrap {rule.gate_metric} gain's lower bound at "
+                f"{rule.min_confidence:.0%} confidence is above zero"
+                if rule.paired_bootstrap
+                else " (SPEC rule alone: --rule-only)"
+            )
+            + f"; otherwise stage as challenger"
+            f"{' (forced promotion requested)' if rule.force else ''}.",
             "",
             "![PR curves](retrain_pr_curves.png)",
             "",
         ]
     )
+
+
+def _gain_section(gain: Gain | None, rule: PromotionRule) -> list[str]:
+    """The paired gain's distribution as a table of quantiles, when it was computed."""
+    if gain is None:
+        return []
+    quantiles = " | ".join(f"{float(q):.1%}" for q in gain.quantiles)
+    values = " | ".join(f"{v:+.4f}" for v in gain.quantiles.values())
+    return [
+        f"## Paired bootstrap: challenger minus champion ({gain.metric})",
+        "",
+        f"Both models scored on the same {gain.resamples:,} resamples of the holdout; the "
+        f"decision rests on **{gain.frauds} frauds** in {gain.rows:,} rows.",
+        "",
+        f"| quantile | {quantiles} |",
+        "|---|" + "---:|" * len(gain.quantiles),
+        f"| gain | {values} |",
+        "",
+        f"Point gain {gain.gain:+.4f}; {gain.share_positive:.1%} of resamples above zero; lower "
+        f"bound at {gain.min_confidence:.0%} confidence {gain.lower_bound:+.4f} "
+        f"({'above' if gain.believed else 'not above'} zero).",
+        "",
+    ]

@@ -6,9 +6,8 @@ import os
 import platform
 import subprocess
 import time
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from importlib import metadata
 from typing import Any
 
 import joblib
@@ -16,39 +15,37 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from . import __version__
+from . import __version__, bootstrap
 from .data import dataset_fingerprint, time_split
 from .evaluation import CostModel, ThresholdRule, choose_threshold, classification_metrics
 from .export import check_parity, export_onnx
+from .families import (
+    ALGORITHMS,
+    ESTIMATOR_NAMES,
+    FAMILY_DEFAULTS,
+    Algorithm,
+    TreeCallback,
+    fit_estimator,
+)
+from .families import DEFAULT_PARAMS as DEFAULT_PARAMS  # the forest's, as the notebook names it
 from .reference import build_reference
 from .report import plot_confusion, plot_pr_curves, training_report
 from .schema import FEATURES, LABEL
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "n_estimators": 100,
-    "max_samples": 0.3,
-    "min_samples_leaf": 10,
-    "class_weight": "balanced_subsample",
-    "max_features": "sqrt",
-    "random_state": 42,
-}
-"""Chosen by time-ordered validation on history only (notebooks/model_prototyping.ipynb)."""
-
 MODEL_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f != "Time")
 """What the forest sees. `Time` is accepted on input but not used: every later transaction
 lies past the training range, so splits on absolute time cannot generalise."""
-
-TreeCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class TrainingOptions:
     """What a training run may vary; defaults are the measured production choice."""
 
-    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    algorithm: Algorithm = "rf"
+    params: dict[str, Any] | None = None
+    """None means the family's defaults (families.FAMILY_DEFAULTS)."""
     model_features: tuple[str, ...] = MODEL_FEATURES
     history_fraction: float = 0.8
     validation_fraction: float = 0.2
@@ -56,6 +53,11 @@ class TrainingOptions:
     min_precision: float = 0.9
     review_fee: float = CostModel().review_fee
     n_jobs: int = -1
+
+    @property
+    def family_params(self) -> dict[str, Any]:
+        """The hyperparameters this run fits with."""
+        return dict(FAMILY_DEFAULTS[self.algorithm] if self.params is None else self.params)
 
 
 @dataclass(frozen=True)
@@ -73,32 +75,6 @@ def features_and_label(df: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[n
     return x, df[LABEL].to_numpy(dtype=np.int8)
 
 
-def fit_forest(
-    x: NDArray[Any],
-    y: NDArray[Any],
-    params: dict[str, Any],
-    n_jobs: int = -1,
-    on_trees: TreeCallback | None = None,
-) -> RandomForestClassifier:
-    """Grow the forest in chunks so progress can be shown; same trees as one fit."""
-    total = int(params.get("n_estimators", 100))
-    chunk = max(total // 10, 1)
-    model = RandomForestClassifier(**{**params, "n_estimators": 0}, warm_start=True, n_jobs=n_jobs)
-    grown = 0
-    while grown < total:
-        grown = min(grown + chunk, total)
-        model.set_params(n_estimators=grown)
-        # warm_start advances the seed stream, so chunked growth equals a single fit.
-        with warnings.catch_warnings():
-            # The warning is about refitting on different data; every chunk sees the same rows.
-            warnings.filterwarnings("ignore", message="class_weight presets", category=UserWarning)
-            model.fit(x, y)
-        if on_trees:
-            on_trees(grown, total)
-    model.set_params(warm_start=False)
-    return model
-
-
 def fit_model(
     x: NDArray[Any],
     y: NDArray[Any],
@@ -106,12 +82,64 @@ def fit_model(
     model_features: tuple[str, ...] = MODEL_FEATURES,
     n_jobs: int = -1,
     on_trees: TreeCallback | None = None,
+    algorithm: Algorithm = "rf",
 ) -> Pipeline:
-    """Column selection then the forest, as one pipeline over the full 30-field input."""
+    """Column selection then the classifier, as one pipeline over the full 30-field input."""
     columns = [FEATURES.index(name) for name in model_features]
     select = ColumnTransformer([("features", "passthrough", columns)], remainder="drop").fit(x)
-    forest = fit_forest(select.transform(x), y, params, n_jobs, on_trees)
-    return Pipeline([("select", select), ("forest", forest)])
+    classifier = fit_estimator(algorithm, select.transform(x), y, params, n_jobs, on_trees)
+    # The step keeps its historical name: stored pipelines of every family read alike.
+    return Pipeline([("select", select), ("forest", classifier)])
+
+
+def evaluate_slices(
+    slices: dict[str, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]],
+    threshold: float,
+    cost: CostModel,
+) -> dict[str, Any]:
+    """Metrics of each slice (x, y, scores) at one threshold, and `<slice>_ci` intervals beside."""
+    amount = FEATURES.index("Amount")
+    metrics: dict[str, Any] = {}
+    for name, (x, y, scores) in slices.items():
+        amounts = x[:, amount]
+        metrics[name] = classification_metrics(
+            y, scores, threshold, amounts=amounts, cost_model=cost, slice_name=name
+        )
+        metrics[f"{name}_ci"] = bootstrap.metric_intervals(
+            y, scores, threshold, amounts=amounts, review_fee=cost.review_fee
+        )
+    return metrics
+
+
+def fit_with_threshold(
+    fit_part: pd.DataFrame,
+    validation: pd.DataFrame,
+    options: TrainingOptions,
+    on_trees: TreeCallback | None = None,
+) -> tuple[Pipeline, float, NDArray[np.float64]]:
+    """Fit on the earlier rows; the threshold the rule prefers on the later ones, and their
+    scores."""
+    x_fit, y_fit = features_and_label(fit_part)
+    x_val, y_val = features_and_label(validation)
+    model = fit_model(
+        x_fit,
+        y_fit,
+        options.family_params,
+        options.model_features,
+        options.n_jobs,
+        on_trees,
+        options.algorithm,
+    )
+    val_scores = model.predict_proba(x_val)[:, 1]
+    threshold = choose_threshold(
+        y_val,
+        val_scores,
+        options.threshold_rule,
+        min_precision=options.min_precision,
+        amounts=x_val[:, FEATURES.index("Amount")],
+        cost_model=CostModel(options.review_fee),
+    )
+    return model, threshold, val_scores
 
 
 def split_history(
@@ -147,6 +175,11 @@ def library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "skl2onnx": skl2onnx.__version__,
+        # Read from the installed metadata: importing the boosters would load OpenMP for
+        # nothing when a forest is trained.
+        "xgboost": metadata.version("xgboost-cpu"),
+        "lightgbm": metadata.version("lightgbm"),
+        "onnxmltools": metadata.version("onnxmltools"),
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
@@ -185,44 +218,16 @@ def train_on(
     started = time.perf_counter()
     synthetic = bool(data.attrs.get("synthetic", False))
     fit_part, validation = split_history(history, options.validation_fraction)
-    x_fit, y_fit = features_and_label(fit_part)
     x_val, y_val = features_and_label(validation)
     x_test, y_test = features_and_label(test)
-
-    model = fit_model(
-        x_fit, y_fit, options.params, options.model_features, options.n_jobs, on_trees
-    )
-
-    cost = CostModel(options.review_fee)
-    val_scores = model.predict_proba(x_val)[:, 1]
-    amount = FEATURES.index("Amount")
-    threshold = choose_threshold(
-        y_val,
-        val_scores,
-        options.threshold_rule,
-        min_precision=options.min_precision,
-        amounts=x_val[:, amount],
-        cost_model=cost,
-    )
+    params = options.family_params
+    model, threshold, val_scores = fit_with_threshold(fit_part, validation, options, on_trees)
     test_scores = model.predict_proba(x_test)[:, 1]
-    metrics = {
-        "validation": classification_metrics(
-            y_val,
-            val_scores,
-            threshold,
-            amounts=x_val[:, amount],
-            cost_model=cost,
-            slice_name="validation",
-        ),
-        "test": classification_metrics(
-            y_test,
-            test_scores,
-            threshold,
-            amounts=x_test[:, amount],
-            cost_model=cost,
-            slice_name="test",
-        ),
-    }
+    metrics = evaluate_slices(
+        {"validation": (x_val, y_val, val_scores), "test": (x_test, y_test, test_scores)},
+        threshold,
+        CostModel(options.review_fee),
+    )
 
     onnx_bytes = export_onnx(model)
     parity_gap = check_parity(onnx_bytes, model, x_val)
@@ -230,13 +235,15 @@ def train_on(
 
     manifest: dict[str, Any] = {
         "model_name": model_name,
-        "algorithm": "RandomForestClassifier",
-        "params": options.params,
+        "algorithm": ESTIMATOR_NAMES[options.algorithm],
+        "family": options.algorithm,
+        "params": params,
         "threshold": threshold,
         "threshold_rule": options.threshold_rule,
         "features": list(FEATURES),
         "model_features": list(options.model_features),
         "metrics": metrics,
+        "bootstrap": bootstrap.settings(),
         "data": {
             **dataset_fingerprint(data),
             "source": source,
@@ -275,3 +282,45 @@ def train_on(
         ),
     }
     return TrainedModel(files=files, manifest=manifest, model=model)
+
+
+def train_best_family(
+    df: pd.DataFrame,
+    options: TrainingOptions,
+    *,
+    source: str,
+    model_name: str,
+    on_trees: TreeCallback | None = None,
+) -> tuple[TrainedModel, str]:
+    """Train every family with its defaults; keep the one with the best validation PR-AUC.
+
+    Validation is the later part of history: the choice never sees the test (holdout) rows.
+    Returns the kept model and why, in words.
+    """
+    runs = {
+        algorithm: train(
+            df,
+            replace(options, algorithm=algorithm, params=None),
+            source=source,
+            model_name=model_name,
+            on_trees=on_trees,
+        )
+        for algorithm in ALGORITHMS
+    }
+
+    def validation_pr_auc(algorithm: Algorithm) -> float:
+        return float(runs[algorithm].manifest["metrics"]["validation"]["pr_auc"])
+
+    best = max(ALGORITHMS, key=validation_pr_auc)
+    scores = ", ".join(
+        f"{a} "
+        + bootstrap.with_interval(
+            validation_pr_auc(a), runs[a].manifest["metrics"]["validation_ci"].get("pr_auc")
+        )
+        for a in ALGORITHMS
+    )
+    why = (
+        f"family `{best}` kept by --algorithm auto: highest validation PR-AUC on history "
+        f"(the holdout is not used to choose): {scores}"
+    )
+    return runs[best], why

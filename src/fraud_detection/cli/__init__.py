@@ -6,6 +6,7 @@ from typing import Any
 import click
 
 from ..errors import FraudError
+from .backtest import backtest_command
 from .data import data
 from .models import models
 from .monitor import monitor
@@ -35,6 +36,7 @@ def cli() -> None:
 for command in (
     train_command,
     retrain_command,
+    backtest_command,
     models,
     monitor,
     simulate,

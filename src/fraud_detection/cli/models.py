@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..bootstrap import with_interval
 from ..config import get_settings
 from ..errors import FraudError, UsageError
 from ..manifests import lookup, manifest_diff
@@ -134,6 +135,7 @@ def show_command(ref: str, store_uri: str | None, model_name: str | None, as_jso
     table.add_column("field")
     table.add_column("value")
     table.add_row("aliases", ", ".join(aliases) or "-")
+    table.add_row("algorithm", cell(manifest.get("algorithm")))
     for field in (
         "created_at",
         "threshold",
@@ -145,8 +147,10 @@ def show_command(ref: str, store_uri: str | None, model_name: str | None, as_jso
     ):
         table.add_row(field, cell(lookup(manifest, field)))
     for split in ("test", "validation"):
-        for metric in ("pr_auc", "roc_auc", "precision", "recall", "f1"):
-            table.add_row(f"{split} {metric}", cell(lookup(manifest, f"metrics.{split}.{metric}")))
+        for metric in ("pr_auc", "roc_auc", "precision", "recall", "f1", "recall_at_budget"):
+            value = lookup(manifest, f"metrics.{split}.{metric}")
+            bounds = lookup(manifest, f"metrics.{split}_ci.{metric}")
+            table.add_row(f"{split} {metric}", with_interval(value, bounds))
     for name, digest in manifest.get("files", {}).items():
         table.add_row(f"file {name}", f"sha256 {cell(digest)}")
     _print(table)

@@ -5,16 +5,19 @@ import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from ..bootstrap import with_interval
 from ..config import Settings, get_settings
 from ..data import MIN_SAMPLES
 from ..errors import PredictionLogError
+from ..families import ALGORITHMS, Algorithm, TreeCallback, family_params
+from ..gate import GATE_METRICS
 from ..registry import Registry
 from ..retraining import (
     HOLDOUT_FRACTION,
@@ -24,7 +27,7 @@ from ..retraining import (
     with_production_rows,
 )
 from ..store import open_store
-from ..training import DEFAULT_PARAMS, TrainingOptions, TreeCallback, train
+from ..training import TrainingOptions, train
 from .console import err, given, load_command_data, mirror_to_mlflow, out
 
 MIN_SAMPLES_OPTION = click.option(
@@ -45,16 +48,27 @@ def tree_progress(description: str) -> Iterator[TreeCallback]:
 
 
 def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
-    test = manifest["metrics"]["test"]
+    test, ci = manifest["metrics"]["test"], manifest["metrics"].get("test_ci", {})
     synthetic = manifest["data"]["synthetic"]
     table = Table(title="Training summary" + (" — SYNTHETIC DATA" if synthetic else ""))
     table.add_column("")
-    table.add_column("value", justify="right")
+    table.add_column("value [95% bootstrap interval]", justify="right")
+    budget = test["alert_budget_per_10k"]
     rows = [
-        ("version", f"{manifest['version']} ({alias})"),
-        ("test PR-AUC", f"{test['pr_auc']:.4f} (fraud rate {100 * test['test_fraud_rate']:.3f}%)"),
-        ("precision / recall", f"{test['precision']:.3f} / {test['recall']:.3f}"),
-        ("F1", f"{test['f1']:.3f}"),
+        ("version", f"{manifest['version']} ({alias}), {manifest['algorithm']}"),
+        (
+            "test PR-AUC",
+            f"{with_interval(test['pr_auc'], ci.get('pr_auc'))} "
+            f"(fraud rate {100 * test['test_fraud_rate']:.3f}%)",
+        ),
+        ("ROC-AUC", with_interval(test["roc_auc"], ci.get("roc_auc"))),
+        ("precision", with_interval(test["precision"], ci.get("precision"))),
+        ("recall", with_interval(test["recall"], ci.get("recall"))),
+        ("F1", with_interval(test["f1"], ci.get("f1"))),
+        (
+            f"recall at {budget:g} alerts / 10k",
+            with_interval(test["recall_at_budget"], ci.get("recall_at_budget")),
+        ),
         ("threshold", f"{manifest['threshold']:.4f}"),
         ("test rows / frauds", f"{test['rows']:,} / {test['frauds']}"),
         ("training time", f"{manifest['training_seconds']:.1f} s"),
@@ -104,11 +118,13 @@ def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
     help="Cost of a false alarm for --threshold-rule cost.",
 )
 @click.option(
-    "--trees",
-    type=int,
-    show_default=str(DEFAULT_PARAMS["n_estimators"]),
-    help="Number of trees.",
+    "--algorithm",
+    type=click.Choice(ALGORITHMS),
+    default="rf",
+    show_default=True,
+    help="Model family; each has defaults chosen by time-ordered CV on history.",
 )
+@click.option("--trees", type=int, help="Number of trees (default: the family's).")
 @click.option(
     "--promote/--no-promote",
     default=None,
@@ -128,6 +144,7 @@ def train_command(
     threshold_rule: str | None,
     min_precision: float | None,
     review_fee: float | None,
+    algorithm: Algorithm,
     trees: int | None,
     promote: bool | None,
     reason: str,
@@ -136,7 +153,8 @@ def train_command(
     """Train on a time-ordered split, export to ONNX and register a version."""
     settings = get_settings(model_store=store_uri, model_name=model_name)
     options = TrainingOptions(
-        params={**DEFAULT_PARAMS, **given(n_estimators=trees)},
+        algorithm=algorithm,
+        params=family_params(algorithm, trees),
         **given(threshold_rule=threshold_rule, min_precision=min_precision, review_fee=review_fee),
     )
     registry = Registry(open_store(settings.model_store), settings.model_name)
@@ -194,6 +212,28 @@ def train_command(
     show_default=True,
     help="Add labelled production rows logged in this many days (DATABASE_URL); 0 for none.",
 )
+@click.option(
+    "--algorithm",
+    type=click.Choice([*ALGORITHMS, "auto"]),
+    default="rf",
+    show_default=True,
+    help="Challenger family; auto trains each and keeps the best on history-only validation.",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0.5, 0.999),
+    show_default=str(PromotionRule.min_confidence),
+    help="Promote only if the paired-bootstrap gain's lower bound at this confidence is > 0.",
+)
+@click.option(
+    "--gate-metric",
+    type=click.Choice(GATE_METRICS),
+    show_default=PromotionRule.gate_metric,
+    help="Metric whose paired gain the gate bounds (pr_auc: free of the threshold's noise).",
+)
+@click.option(
+    "--rule-only", is_flag=True, help="Decide by the F1/precision rule alone, no bootstrap."
+)
 @click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
 @click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
 @click.option(
@@ -211,6 +251,10 @@ def retrain_command(
     min_improvement: float | None,
     max_precision_drop: float | None,
     lookback_days: float,
+    algorithm: Algorithm | Literal["auto"],
+    min_confidence: float | None,
+    gate_metric: str | None,
+    rule_only: bool,
     force_promotion: bool,
     dry_run: bool,
     report_path: Path | None,
@@ -218,8 +262,14 @@ def retrain_command(
     """Train a challenger, score it and the champion on the same recent rows, and decide."""
     settings = get_settings(model_store=store_uri, model_name=model_name)
     rule = PromotionRule(
-        **given(min_improvement=min_improvement, max_precision_drop=max_precision_drop),
+        **given(
+            min_improvement=min_improvement,
+            max_precision_drop=max_precision_drop,
+            min_confidence=min_confidence,
+            gate_metric=gate_metric,
+        ),
         force=force_promotion,
+        paired_bootstrap=not rule_only,
     )
     registry = Registry(open_store(settings.model_store), settings.model_name)
     df, source = load_command_data(data_uri, False, 0, **given(min_samples=min_samples))
@@ -237,6 +287,7 @@ def retrain_command(
             dry_run=dry_run,
             on_trees=on_trees,
             production_rows=added,
+            algorithm=algorithm,
         )
     if not dry_run:
         mirror_to_mlflow(registry)
