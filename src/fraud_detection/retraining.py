@@ -221,8 +221,8 @@ def retrain(
     scored = score_on_holdout(trained, registry, holdout)
     champion, challenger = scored.champion, scored.challenger
     gain: Gain | None = None
-    if scored.champion_scores is not None and rule.paired_bootstrap and not rule.force:
-        assert champion is not None
+    compare = rule.paired_bootstrap and not rule.force
+    if compare and champion is not None and scored.champion_scores is not None:
         gain = paired_gain(
             scored.labels,
             (scored.champion_scores, float(champion["threshold"])),
