@@ -70,7 +70,8 @@ def _decision(events: list[dict[str, Any]], version: str) -> tuple[str, str]:
 def _check_reachable(tracking_uri: str) -> None:
     """Fail fast on an HTTP server that does not answer, instead of MLflow's long retries."""
     if tracking_uri.startswith(("http://", "https://")):
-        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=5):  # nosec B310: the operator's own MLflow URL
+        # The operator's own MLflow URL, checked to be http(s) just above.
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=5):  # nosec B310
             pass
 
 
