@@ -31,6 +31,12 @@ def private_prediction_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("FRAUD_LOG_SPOOL_DIR", str(tmp_path / "log-spool"))
 
 
+@pytest.fixture(autouse=True)
+def outside_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run alike on GitHub's runners and elsewhere; those about Actions set it."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The real dataset: the shared copy beside the project, read in place, or elsewhere

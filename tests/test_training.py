@@ -123,6 +123,36 @@ def test_synthetic_training_says_so_in_every_output(tmp_path: Path) -> None:
     assert b"SYNTHETIC DATA" in report
 
 
+@pytest.mark.parametrize("command", ["train", "retrain"])
+@pytest.mark.parametrize("store_variable", [None, ""])
+def test_in_github_actions_a_missing_store_exits_2_naming_the_variable(
+    command: str,
+    store_variable: str | None,
+    small_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    if store_variable is None:
+        monkeypatch.delenv("FRAUD_MODEL_STORE", raising=False)
+    else:
+        monkeypatch.setenv("FRAUD_MODEL_STORE", store_variable)
+    result = run_cli(command, "--data", str(small_csv), *(FAST if command == "train" else []))
+    assert result.exit_code == 2, result.output
+    assert "repository variable FRAUD_MODEL_STORE" in result.stderr
+    assert not (tmp_path / ".fraud" / "store").exists()
+
+
+def test_in_github_actions_a_named_store_trains(
+    small_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("FRAUD_MODEL_STORE", str(tmp_path / "store"))
+    assert run_cli("train", "--data", str(small_csv), *FAST).exit_code == 0
+    assert show_champion(str(tmp_path / "store"))["version"] == "1"
+
+
 def _corrupt(df: pd.DataFrame, case: str) -> pd.DataFrame:
     df = df.copy()
     if case == "missing column":

@@ -78,6 +78,34 @@ def resolve(values: dict[str, Any], contexts: dict[str, dict[str, Any]]) -> dict
     }
 
 
+def retrain_steps() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The retrain job and its steps that run commands (the environment under test is already
+    installed: the install step is the one skipped)."""
+    workflow = yaml.safe_load((REPO / ".github/workflows/retrain.yml").read_text())
+    job = workflow["jobs"]["retrain"]
+    steps = [s for s in job["steps"] if "run" in s and s.get("id") != "install"]
+    assert [s["name"] for s in steps] == ["Retrain", "Job summary"]
+    return job, steps
+
+
+def run_step(
+    job: dict[str, Any], step: dict[str, Any], contexts: dict[str, dict[str, Any]], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """One step's script under bash -e, with the job's and the step's environment resolved as
+    a GitHub runner (GITHUB_ACTIONS=true) would."""
+    env = {
+        **os.environ,
+        **resolve(job["env"], contexts),
+        **resolve(step.get("env", {}), contexts),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(cwd / "summary.md"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, cwd=cwd, capture_output=True, text=True
+    )
+
+
 @pytest.mark.parametrize("force", [False, True])
 def test_retrain_workflow_steps_run_as_written(s3_bucket: str, tmp_path: Path, force: bool) -> None:
     data_key = "data/creditcard.csv"
@@ -89,35 +117,31 @@ def test_retrain_workflow_steps_run_as_written(s3_bucket: str, tmp_path: Path, f
         "secrets": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         "inputs": {"force_promotion": force, "reason": "drift: PSI of V14 3.600 > 0.2"},
     }
-    workflow = yaml.safe_load((REPO / ".github/workflows/retrain.yml").read_text())
-    job = workflow["jobs"]["retrain"]
-    job_env = resolve(job["env"], contexts)
-    summary = tmp_path / "summary.md"
-    # The environment under test is already installed: the install step is the one skipped.
-    steps = [s for s in job["steps"] if "run" in s and s.get("id") != "install"]
-    assert [s["name"] for s in steps] == ["Retrain", "Job summary"]
-    bindir = str(Path(sys.executable).parent)
+    job, steps = retrain_steps()
     for _ in range(2):  # a first run makes the champion, a second one compares with it
         for step in steps:
-            env = {
-                **os.environ,
-                **job_env,
-                **resolve(step.get("env", {}), contexts),
-                "GITHUB_STEP_SUMMARY": str(summary),
-                "PATH": f"{bindir}:{os.environ['PATH']}",
-            }
-            done = subprocess.run(
-                ["bash", "-e", "-c", step["run"]],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-            )
+            done = run_step(job, step, contexts, tmp_path)
             assert done.returncode == 0, f"{step['name']}: {done.stdout}\n{done.stderr}"
     registry = Registry(open_store(store_uri), "fraud-detector")
     aliases = registry.aliases()
     assert aliases["champion"] == ("2" if force else "1")
-    assert "Retraining report" in summary.read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Retraining report" in summary
     # A run that fraud monitor --on-drift dispatch asked for says why at the top.
-    assert summary.read_text().startswith("**Triggered by:** drift: PSI of V14 3.600 > 0.2")
+    assert summary.startswith("**Triggered by:** drift: PSI of V14 3.600 > 0.2")
     assert (tmp_path / "retrain-report.md").exists()
+
+
+def test_retrain_workflow_without_a_store_variable_fails_and_names_it(tmp_path: Path) -> None:
+    data = tmp_path / "creditcard.csv"
+    make_synthetic(rows=20_000, seed=4).to_csv(data, index=False)
+    contexts: dict[str, dict[str, Any]] = {
+        "vars": {"FRAUD_DATA": str(data)},  # no FRAUD_MODEL_STORE: the job env gets ""
+        "secrets": {},
+        "inputs": {"force_promotion": False, "reason": ""},
+    }
+    job, steps = retrain_steps()
+    done = run_step(job, steps[0], contexts, tmp_path)
+    assert done.returncode != 0
+    assert "repository variable FRAUD_MODEL_STORE" in done.stderr
+    assert not (tmp_path / ".fraud" / "store").exists()

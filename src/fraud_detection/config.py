@@ -6,6 +6,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import UsageError
+
 HOME = Path(".fraud")
 
 
@@ -72,6 +74,10 @@ class Settings(BaseSettings):
     github_repository: str = Field(
         default="", validation_alias=AliasChoices("GITHUB_REPOSITORY", "github_repository")
     )
+    # Set to "true" by GitHub on every Actions runner.
+    github_actions: bool = Field(
+        default=False, validation_alias=AliasChoices("GITHUB_ACTIONS", "github_actions")
+    )
     github_api_url: str = Field(
         default="https://api.github.com",
         validation_alias=AliasChoices("GITHUB_API_URL", "github_api_url"),
@@ -104,3 +110,16 @@ class Settings(BaseSettings):
 def get_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with explicit overrides (CLI flags, tests) on top."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def training_settings(**overrides: Any) -> Settings:
+    """Settings for a command that writes model versions; in GitHub Actions the store must be
+    named, since the default folder is lost with the runner when the job ends."""
+    settings = get_settings(**overrides)
+    if settings.github_actions and "model_store" not in settings.model_fields_set:
+        raise UsageError(
+            "no model store: in GitHub Actions the default ./.fraud/store is thrown away with "
+            "the runner. Set the repository variable FRAUD_MODEL_STORE (Settings → Secrets and "
+            "variables → Actions → Variables), e.g. s3://your-bucket/fraud, or pass --store."
+        )
+    return settings

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from ..bootstrap import with_interval
-from ..config import Settings, get_settings
+from ..config import Settings, training_settings
 from ..data import MIN_SAMPLES
 from ..errors import PredictionLogError
 from ..families import ALGORITHMS, Algorithm, TreeCallback, family_params
@@ -151,7 +151,7 @@ def train_command(
     as_json: bool,
 ) -> None:
     """Train on a time-ordered split, export to ONNX and register a version."""
-    settings = get_settings(model_store=store_uri, model_name=model_name)
+    settings = training_settings(model_store=store_uri, model_name=model_name)
     options = TrainingOptions(
         algorithm=algorithm,
         params=family_params(algorithm, trees),
@@ -260,7 +260,7 @@ def retrain_command(
     report_path: Path | None,
 ) -> None:
     """Train a challenger, score it and the champion on the same recent rows, and decide."""
-    settings = get_settings(model_store=store_uri, model_name=model_name)
+    settings = training_settings(model_store=store_uri, model_name=model_name)
     rule = PromotionRule(
         **given(
             min_improvement=min_improvement,
