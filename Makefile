@@ -5,13 +5,17 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint venv dev-venv system-tools
 
+# pip runs --quiet (its bars wrap in a log), so each install step first says what it does.
 $(BIN)/fraud: requirements.txt pyproject.toml
+	@echo "Creating $(VENV) and installing the service's dependencies (about 30 s, quiet)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -e .
+	@echo "Installed: $(BIN)/fraud (source $(VENV)/bin/activate to call it as fraud)"
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt requirements-mlflow.txt $(BIN)/fraud
+	@echo "Installing the test tools into $(VENV) (quiet)..."
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -47,6 +51,7 @@ system-tools:
 
 # The MLflow tracking server for tests/test_mlflow_mirror.py, in an environment of its own.
 .venv-mlflow/bin/mlflow: requirements-mlflow-server.txt
+	@echo "Creating .venv-mlflow with the MLflow tracking server for the tests (quiet)..."
 	$(PYTHON) -m venv .venv-mlflow
 	.venv-mlflow/bin/pip install --quiet -r requirements-mlflow-server.txt
 	touch $@

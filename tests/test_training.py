@@ -153,6 +153,17 @@ def test_in_github_actions_a_named_store_trains(
     assert show_champion(str(tmp_path / "store"))["version"] == "1"
 
 
+def test_piped_training_prints_plain_progress_lines(small_csv: Path, tmp_path: Path) -> None:
+    # CliRunner's stderr is not a terminal, as in CI or `make run > log`.
+    result = run_cli("train", "--data", str(small_csv), "--store", str(tmp_path / "s"), *FAST)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    trees = [line for line in lines if line.startswith("Growing trees: ")]
+    assert len(trees) >= 5 and trees[-1] == "Growing trees: 100% (8 of 8)", lines
+    assert any(line.startswith(f"Reading {small_csv.name}: ") for line in lines), lines
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+
+
 def _corrupt(df: pd.DataFrame, case: str) -> pd.DataFrame:
     df = df.copy()
     if case == "missing column":

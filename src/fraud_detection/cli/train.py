@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import click
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from ..bootstrap import with_interval
@@ -18,6 +18,7 @@ from ..data import MIN_SAMPLES
 from ..errors import PredictionLogError
 from ..families import ALGORITHMS, Algorithm, TreeCallback, family_params
 from ..gate import GATE_METRICS
+from ..progress import progress_display
 from ..registry import Registry
 from ..retraining import (
     HOLDOUT_FRACTION,
@@ -40,9 +41,10 @@ MIN_SAMPLES_OPTION = click.option(
 
 @contextmanager
 def tree_progress(description: str) -> Iterator[TreeCallback]:
-    """A transient progress bar of trees grown; yields the callback that advances it."""
+    """A transient progress bar of trees grown (plain lines in a log); yields the callback
+    that advances it."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
+    with progress_display(err, *columns, transient=True) as progress:
         task = progress.add_task(description, total=None)
         yield lambda grown, total: progress.update(task, completed=grown, total=total)
 
