@@ -2,11 +2,13 @@
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from fraud_detection.cli import cli
+from fraud_detection.data import make_synthetic
 from fraud_detection.registry import Registry
 from fraud_detection.store import open_store
 
@@ -52,7 +54,31 @@ def test_list_shows_versions_with_aliases_and_metrics(registry: Registry) -> Non
 def test_list_json_is_every_manifest_with_its_aliases(registry: Registry) -> None:
     result = run(registry, "list", "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == registry.list_versions()
+    listed = json.loads(result.stdout)
+    assert [{k: v for k, v in m.items() if k != "test_slice"} for m in listed] == (
+        registry.list_versions()
+    )
+
+
+def test_list_says_which_slice_each_test_figure_comes_from(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    make_synthetic(rows=20_000, seed=5).to_csv(data, index=False)
+    store = str(tmp_path / "store")
+    runner = CliRunner(env={"COLUMNS": "200"})
+    for command in (["train", "--trees", "8"], ["retrain"]):
+        done = runner.invoke(cli, [*command, "--data", str(data), "--store", store])
+        assert done.exit_code == 0, done.output
+    registry = Registry(open_store(store), NAME)
+    listed = json.loads(run(registry, "list", "--json").stdout)
+    assert [m["test_slice"] for m in listed] == [
+        {"name": "train test", "rows": 4_000, "share": 0.2},
+        {"name": "retrain holdout", "rows": 2_000, "share": 0.1},
+    ]
+    assert [m["metrics"]["test"]["rows"] for m in listed] == [4_000, 2_000]
+    table = run(registry, "list").stdout
+    assert "train test, last 20%: 4,000 rows" in table
+    assert "retrain holdout, last 10%: 2,000 rows" in table
+    assert "different slices do not compare" in table
 
 
 def test_show_champion_json_prints_exactly_the_manifest(registry: Registry) -> None:

@@ -17,6 +17,29 @@ def lookup(manifest: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+def scored_slice(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The rows a version's `metrics.test` were measured on: a training run's test slice, or
+    for `fraud retrain` its holdout; each is the most recent `share` of that run's data."""
+    retrained = isinstance(manifest.get("retraining"), Mapping)
+    history = lookup(manifest, "data.history_fraction")
+    rows = lookup(manifest, "retraining.holdout_rows" if retrained else "data.test_rows")
+    return {
+        "name": "retrain holdout" if retrained else "train test",
+        "rows": rows if rows is not None else lookup(manifest, "metrics.test.rows"),
+        "share": round(1 - history, 4) if isinstance(history, float | int) else None,
+    }
+
+
+def describe_slice(slice_: Mapping[str, Any]) -> str:
+    """`retrain holdout, last 10%: 28,481 rows`, leaving out what is unknown."""
+    text = str(slice_["name"])
+    if slice_.get("share") is not None:
+        text += f", last {100 * slice_['share']:.0f}%"
+    if slice_.get("rows") is not None:
+        text += f": {slice_['rows']:,} rows"
+    return text
+
+
 def flatten(value: Any, prefix: str) -> dict[str, Any]:
     """Nested dicts as {dotted.path: leaf value}."""
     if not isinstance(value, Mapping):

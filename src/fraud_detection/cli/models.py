@@ -14,7 +14,7 @@ from rich.table import Table
 from ..bootstrap import with_interval
 from ..config import get_settings
 from ..errors import FraudError, UsageError
-from ..manifests import lookup, manifest_diff
+from ..manifests import describe_slice, lookup, manifest_diff, scored_slice
 from ..mlflow_mirror import sync
 from ..registry import CHAMPION, Registry, open_registry
 from .console import mirror_to_mlflow
@@ -84,9 +84,10 @@ def models() -> None:
 @models.command("list")
 @_registry_options
 def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -> None:
-    """Every complete version with its aliases and headline metrics."""
+    """Every complete version with its aliases and headline test metrics, and the slice each
+    was measured on (figures on different slices do not compare)."""
     registry = open_registry(store_uri, model_name)
-    versions = registry.list_versions()
+    versions = [{**m, "test_slice": scored_slice(m)} for m in registry.list_versions()]
     if as_json:
         _echo_json(versions)
         return
@@ -99,6 +100,7 @@ def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -
         "test PR-AUC",
         "precision",
         "recall",
+        "test slice",
         "data rows",
         "synthetic",
     )
@@ -113,8 +115,14 @@ def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -
             cell(lookup(m, "metrics.test.pr_auc")),
             cell(lookup(m, "metrics.test.precision")),
             cell(lookup(m, "metrics.test.recall")),
+            describe_slice(m["test_slice"]),
             cell(lookup(m, "data.rows")),
             cell(lookup(m, "data.synthetic")),
+        )
+    if len({describe_slice(m["test_slice"]) for m in versions}) > 1:
+        table.caption = (
+            "Test figures on different slices do not compare; the retrain report scores "
+            "champion and challenger on the same rows."
         )
     _print(table if versions else f"No versions of {registry.name} in {registry.store.uri}.")
 
