@@ -119,7 +119,8 @@ def test_retrain_twice_on_the_same_data_promotes_once(data: Path, tmp_path: Path
     assert staged["details"]["challenger"]["rows"] == holdout_rows
     report = (tmp_path / "report.md").read_text()
     assert "| f1 |" in report and "Decision: stage" in report
-    assert reg.read_file("2", "retrain_report.md").decode() == report
+    stored = reg.read_file("2", "retrain_report.md").decode()
+    assert stored.replace("retrain_pr_curves.png", "report_pr_curves.png") == report
     # The paired gain of a same-seed retrain is nil, and the report says what it rested on.
     assert "## Paired bootstrap: challenger minus champion (pr_auc)" in report
     assert f"rests on **{staged['details']['holdout_frauds']} frauds**" in report
@@ -143,6 +144,28 @@ def test_auto_keeps_the_family_best_on_validation_and_says_why(data: Path, tmp_p
         assert f"{family} 0." in result.stdout or f"{family} 1." in result.stdout
     manifest = registry(tmp_path / "store").manifest("champion")
     assert f"family `{manifest['family']}` kept by --algorithm auto" in result.stdout
+
+
+def test_every_pr_curves_link_points_at_a_file_beside_its_report(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    printed = retrain(data, store)
+    assert printed.exit_code == 0, printed.output
+    assert "![PR curves]" not in printed.stdout  # stdout has no folder beside it
+    (tmp_path / "reports").mkdir()
+    saved = retrain(data, store, "--report", "reports/weekly.md")
+    assert saved.exit_code == 0, saved.output
+    assert "![PR curves](weekly_pr_curves.png)" in (tmp_path / "reports/weekly.md").read_text()
+    assert (tmp_path / "reports/weekly_pr_curves.png").read_bytes().startswith(b"\x89PNG")
+    stored = registry(store).read_file("2", "retrain_report.md").decode()
+    assert "![PR curves](retrain_pr_curves.png)" in stored
+    assert registry(store).read_file("2", "retrain_pr_curves.png").startswith(b"\x89PNG")
+    dry = retrain(data, store, "--dry-run", "--report", "reports/dry.md")
+    assert dry.exit_code == 0, dry.output
+    assert "![PR curves]" not in (tmp_path / "reports/dry.md").read_text()
+    assert not (tmp_path / "reports/dry_pr_curves.png").exists()
 
 
 def test_force_promotion_promotes(data: Path, tmp_path: Path) -> None:

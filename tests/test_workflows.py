@@ -129,7 +129,11 @@ def test_retrain_workflow_steps_run_as_written(s3_bucket: str, tmp_path: Path, f
     assert "Retraining report" in summary
     # A run that fraud monitor --on-drift dispatch asked for says why at the top.
     assert summary.startswith("**Triggered by:** drift: PSI of V14 3.600 > 0.2")
-    assert (tmp_path / "retrain-report.md").exists()
+    assert (
+        "![PR curves](retrain-report_pr_curves.png)" in (tmp_path / "retrain-report.md").read_text()
+    )
+    assert (tmp_path / "retrain-report_pr_curves.png").exists()  # uploaded beside the report
+    assert "![PR curves]" not in summary  # a job summary cannot show a local image
 
 
 def test_retrain_workflow_without_a_store_variable_fails_and_names_it(tmp_path: Path) -> None:

@@ -180,6 +180,8 @@ class RetrainResult:
     version: str | None
     report: str
     gain: Gain | None = None
+    pr_curves: bytes | None = None
+    """Both PR curves as PNG (not drawn on a dry run); `report` does not link it."""
 
 
 def retrain(
@@ -260,15 +262,16 @@ def retrain(
         label = f"champion v{champion['version']}"
         curves = {label: (scored.labels, scored.champion_scores, champion["pr_auc"]), **curves}
     files = dict(trained.files)
-    files["retrain_pr_curves.png"] = plot_pr_curves(curves, "Holdout: champion vs challenger")
-    files["retrain_report.md"] = report.encode()
+    pr_curves = plot_pr_curves(curves, "Holdout: champion vs challenger")
+    files["retrain_pr_curves.png"] = pr_curves
+    files["retrain_report.md"] = with_pr_curves(report, "retrain_pr_curves.png").encode()
     manifest = registry.register(
         files, {**trained.manifest, "retraining": details}, reason="retrain"
     )
     version = str(manifest["version"])
     act = registry.promote if decision.action == "promote" else registry.stage
     act(version, reason=decision.reason, details=details)
-    return RetrainResult(decision, champion, challenger, version, report, gain)
+    return RetrainResult(decision, champion, challenger, version, report, gain, pr_curves)
 
 
 def retrain_report(
@@ -333,8 +336,6 @@ def retrain_report(
             + f"; otherwise stage as challenger"
             f"{' (forced promotion requested)' if rule.force else ''}.",
             "",
-            "![PR curves](retrain_pr_curves.png)",
-            "",
         ]
     )
 
@@ -360,3 +361,8 @@ def _gain_section(gain: Gain | None, rule: PromotionRule) -> list[str]:
         f"({'above' if gain.believed else 'not above'} zero).",
         "",
     ]
+
+
+def with_pr_curves(report: str, plot_name: str) -> str:
+    """The report with its PR-curves image, for a report saved beside `plot_name`."""
+    return f"{report}\n![PR curves]({plot_name})\n"

@@ -23,8 +23,10 @@ from ..registry import Registry
 from ..retraining import (
     HOLDOUT_FRACTION,
     PromotionRule,
+    RetrainResult,
     recent_labelled_rows,
     retrain,
+    with_pr_curves,
     with_production_rows,
 )
 from ..store import open_store
@@ -294,10 +296,20 @@ def retrain_command(
     if not dry_run:
         mirror_to_mlflow(registry)
     if report_path:
-        report_path.write_text(result.report)
+        report_path.write_text(_saved_report(result, report_path))
     click.echo(result.report)  # Markdown: never wrapped to the terminal width
     where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
     out.print(f"Decision: {result.decision.action}; {where}.")
+
+
+def _saved_report(result: RetrainResult, report_path: Path) -> str:
+    """The report for `report_path`, with the PR curves written beside it when there are
+    any, so its image link resolves."""
+    if result.pr_curves is None:
+        return result.report
+    plot = report_path.with_name(f"{report_path.stem}_pr_curves.png")
+    plot.write_bytes(result.pr_curves)
+    return with_pr_curves(result.report, plot.name)
 
 
 def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
