@@ -10,6 +10,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_CONFIG = REPO / "prometheus.yml"
+HOST_PROMETHEUS_CONFIG = REPO / "prometheus-host.yml"
 ALERTS = REPO / "alerts.yml"
 ALERT_TESTS = REPO / "tests" / "promtool" / "alerts_test.yml"
 RUNBOOKS = REPO / "docs" / "runbooks"

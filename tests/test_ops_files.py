@@ -21,6 +21,7 @@ from ops_files import (
     DASHBOARD,
     DASHBOARD_PROVIDERS,
     DATASOURCES,
+    HOST_PROMETHEUS_CONFIG,
     KNOWN_METRICS,
     MONITOR_METRICS,
     PROMETHEUS_CONFIG,
@@ -57,13 +58,35 @@ def promtool(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess
 # ------------------------------------------------------------------------ promtool
 
 
-def test_prometheus_config_passes_promtool_check_with_its_rule_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "config", [PROMETHEUS_CONFIG, HOST_PROMETHEUS_CONFIG], ids=lambda p: p.name
+)
+def test_prometheus_config_passes_promtool_check_with_its_rule_files(
+    config: Path, tmp_path: Path
+) -> None:
     # The config names alerts.yml relative to itself, as in the containers: check the pair.
-    shutil.copy(PROMETHEUS_CONFIG, tmp_path / "prometheus.yml")
+    shutil.copy(config, tmp_path / "prometheus.yml")
     shutil.copy(ALERTS, tmp_path / "alerts.yml")
     done = promtool("check", "config", tmp_path / "prometheus.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 rule files found" in done.stdout + done.stderr
+
+
+def test_host_prometheus_config_is_the_compose_one_pointed_at_this_host() -> None:
+    compose_config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    host_config = yaml.safe_load(HOST_PROMETHEUS_CONFIG.read_text())
+    targets = {
+        job["job_name"]: job.pop("static_configs")[0]["targets"]
+        for job in host_config["scrape_configs"]
+    }
+    assert targets == {
+        "fraud-detection": ["127.0.0.1:5000"],
+        "pushgateway": ["127.0.0.1:9091"],
+        "prometheus": ["localhost:9090"],
+    }
+    for job in compose_config["scrape_configs"]:
+        del job["static_configs"]
+    assert host_config == compose_config  # same jobs and labels: alerts and dashboard work
 
 
 def test_alert_rules_pass_promtool_check() -> None:
@@ -156,7 +179,9 @@ def test_every_metric_in_alerts_and_dashboard_is_one_the_system_exports() -> Non
 def test_dashboard_panels_have_a_title_unit_datasource_and_queries() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert 36 <= dashboard["schemaVersion"] <= 41
-    expected_source = {"type": "prometheus", "uid": "prometheus"}
+    # ${DS_PROMETHEUS}: replaced by the source chosen at import, or resolved by the
+    # dashboard's variable of that name where Grafana provisions the file as it stands.
+    expected_source = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
     panels = list(dashboard_panels())
     assert len(panels) >= 13
     for panel in panels:
@@ -172,6 +197,30 @@ def test_dashboard_panels_have_a_title_unit_datasource_and_queries() -> None:
     rows = [p for p in dashboard["panels"] if p.get("type") == "row"]
     ids = [p["id"] for p in dashboard["panels"] + [n for r in rows for n in r.get("panels", [])]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+def test_dashboard_asks_for_its_prometheus_at_import_and_resolves_it_when_provisioned() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["__inputs"] == [
+        {
+            "name": "DS_PROMETHEUS",
+            "label": "Prometheus",
+            "description": "The Prometheus that scrapes the service and the Pushgateway",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    # Provisioning skips the import step: a data source variable of the same name stands in,
+    # choosing the default Prometheus source (the compose one is the default).
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
+    assert variables["DS_PROMETHEUS"]["current"] == {}, "no data source uid is hard-coded"
+    sources = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    assert [s["isDefault"] for s in sources if s["type"] == "prometheus"] == [True]
+    references = re.findall(r'"uid": "([^"]*)"', DASHBOARD.read_text())
+    assert set(references) - {dashboard["uid"], "-- Grafana --"} == {"${DS_PROMETHEUS}"}
 
 
 def test_dashboard_covers_the_service_and_monitor_metrics() -> None:
