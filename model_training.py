@@ -1,8 +1,6 @@
 """Train a fraud model and register it in the model store; the same as `fraud train`."""
 
-import sys
-
-from fraud_detection.cli import cli
+from fraud_detection.cli import run_alone
 
 if __name__ == "__main__":
-    cli(["train", *sys.argv[1:]])
+    run_alone("train")

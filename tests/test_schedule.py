@@ -1,11 +1,50 @@
-"""`fraud schedule`: when jobs run, and that a failing job does not stop the loop."""
+"""`fraud schedule`: when jobs run, that a failing job does not stop the loop, how it stops."""
 
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from fraud_detection.cli import cli
 from fraud_detection.schedule import Job, next_daily, next_weekly, run_schedule
+from waiting import wait_for
+
+
+def test_help_says_how_it_runs_which_jobs_when_and_how_it_stops() -> None:
+    result = CliRunner(env={"COLUMNS": "100"}).invoke(cli, ["schedule", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for said in (
+        "as a loop in the foreground",
+        "Sundays at 02:00 fraud retrain --report REPORTS/retrain.md",
+        "every day at 06:00 fraud monitor --report REPORTS/monitor.md",
+        "Ctrl-C or SIGTERM stops it (exit 0)",
+        "With FRAUD_ON_DRIFT=retrain (or dispatch) in the environment, the daily monitor acts",
+        "--reports PATH Folder of the latest reports",
+    ):
+        assert said in text, said
+
+
+def test_sigterm_stops_the_loop_cleanly(tmp_path: Path) -> None:
+    log = tmp_path / "schedule.log"
+    with log.open("w") as sink:
+        loop = subprocess.Popen(
+            [sys.executable, "-m", "fraud_detection", "schedule", "--reports", str(tmp_path)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: "next: " in log.read_text(), what="the loop waiting for a job")
+            loop.send_signal(signal.SIGTERM)
+            assert loop.wait(timeout=30) == 0, log.read_text()
+        finally:
+            loop.kill()
+    assert "fraud schedule stopped" in log.read_text()
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,27 @@ def test_piped_training_prints_plain_progress_lines(small_csv: Path, tmp_path: P
     assert "\r" not in result.stderr and "\x1b" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        ("model_training.py", "Train on a time-ordered split"),
+        ("retraining.py", "Train a challenger"),
+    ],
+)
+def test_top_level_scripts_name_themselves_and_exit_as_fraud_does(
+    script: str, says: str, tmp_path: Path
+) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    python = [sys.executable, str(repo / script)]
+    shown = subprocess.run([*python, "--help"], capture_output=True, text=True, check=True)
+    assert shown.stdout.startswith(f"Usage: {script} [OPTIONS]\n"), shown.stdout
+    assert says in shown.stdout
+    missing = [*python, "--data", str(tmp_path / "none.csv"), "--store", str(tmp_path / "s")]
+    failed = subprocess.run(missing, capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("error: dataset not found"), failed.stderr
+
+
 def _corrupt(df: pd.DataFrame, case: str) -> pd.DataFrame:
     df = df.copy()
     if case == "missing column":

@@ -1,6 +1,7 @@
 """The `fraud` command: one root group whose subcommands only translate flags into calls on
 the package, and the one place product errors become exit codes (SPEC section 11)."""
 
+import sys
 from typing import Any
 
 import click
@@ -15,6 +16,12 @@ from .serve import serve_command
 from .simulate import simulate
 from .train import retrain_command, train_command
 
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+def _report(exc: FraudError) -> None:
+    click.echo(f"{click.style('error:', fg='red')} {exc}", err=True)
+
 
 class ReportingGroup(click.Group):
     """A group whose product errors become one `error:` line on stderr and their exit code."""
@@ -23,11 +30,11 @@ class ReportingGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FraudError as exc:
-            click.echo(f"{click.style('error:', fg='red')} {exc}", err=True)
+            _report(exc)
             ctx.exit(exc.exit_code)
 
 
-@click.group(cls=ReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ReportingGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="fraud-detection")
 def cli() -> None:
     """Credit-card fraud detection: train, register, serve and monitor a model."""
@@ -50,3 +57,13 @@ for command in (
 def main() -> None:
     """Entry point of the `fraud` console script."""
     cli()
+
+
+def run_alone(name: str) -> None:
+    """The subcommand `name` as a program of its own (model_training.py, retraining.py): usage
+    and help name the script alone, and product errors exit as under `fraud`."""
+    try:
+        cli.commands[name].main(**CONTEXT_SETTINGS)
+    except FraudError as exc:
+        _report(exc)
+        sys.exit(exc.exit_code)

@@ -1,9 +1,11 @@
 """`fraud schedule`: retraining and monitoring on a timetable, on a plain server."""
 
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -18,10 +20,27 @@ from ..schedule import Job, next_daily, next_weekly, run_command, run_schedule
     "--reports",
     type=click.Path(path_type=Path),
     show_default=str(Settings.model_fields["reports"].default),
-    help="Folder of the latest reports (default: FRAUD_REPORTS).",
+    help="Folder of the latest reports, retrain.md and monitor.md, each overwritten by the "
+    "next run of its job (default: FRAUD_REPORTS).",
 )
 def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path | None) -> None:
-    """Retrain every Sunday 02:00 UTC and monitor daily at 06:00 UTC, on a plain server."""
+    """Retrain weekly and monitor daily on a plain server, as a loop in the foreground.
+
+    \b
+    Jobs, in UTC:
+      Sundays at 02:00   fraud retrain --report REPORTS/retrain.md
+      every day at 06:00 fraud monitor --report REPORTS/monitor.md
+
+    The command sleeps until the next job, runs it as a child process whose output goes
+    where this command's goes, logs how it ended, and carries on: a failing job does not
+    stop the loop. Keep it running under systemd, tmux or nohup, or use cron or the
+    Kubernetes CronJobs instead. Ctrl-C or SIGTERM stops it (exit 0) and kills a job in
+    progress; a killed retrain registers nothing.
+
+    With FRAUD_ON_DRIFT=retrain (or dispatch) in the environment, the daily monitor acts on
+    the drift it flags: it runs fraud retrain at once (or dispatches the GitHub retrain
+    workflow), with its cooldown; see fraud monitor --help.
+    """
     reports = get_settings(reports=reports).reports
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     reports.mkdir(parents=True, exist_ok=True)
@@ -31,4 +50,14 @@ def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path 
     retrain += ["--data", data_uri] if data_uri else []
     monitor = [*fraud, "monitor", "--report", str(reports / "monitor.md"), *store]
     jobs = [Job("weekly retrain", retrain, next_weekly), Job("daily monitor", monitor, next_daily)]
-    run_schedule(jobs, sleep=time.sleep, run=run_command)
+    # SIGTERM (systemd, kill) stops the loop as Ctrl-C does: subprocess.run kills the job
+    # in progress on the way out instead of leaving it orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_schedule(jobs, sleep=time.sleep, run=run_command)
+    except KeyboardInterrupt:
+        logging.info("fraud schedule stopped")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
