@@ -27,13 +27,13 @@ def progress_display(
 
 
 class LineProgress(Progress):
-    """Rich's Progress with its live display off, printing a line per tenth of each task, or
-    every few seconds while the total is unknown or the work is slow."""
+    """Rich's Progress with its live display off, printing a line per tenth of each task, when
+    its description changes, or every few seconds while the total is unknown or the work slow."""
 
     def __init__(self, console: Console, in_bytes: bool = False) -> None:
         super().__init__(console=console, disable=True)
         self._in_bytes = in_bytes
-        self._said: dict[TaskID, tuple[int, float]] = {}  # last tenth printed, when
+        self._said: dict[TaskID, tuple[int, str, float]] = {}  # last tenth, description, when
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
         super().advance(task_id, advance)
@@ -47,14 +47,14 @@ class LineProgress(Progress):
         task = next(t for t in self.tasks if t.id == task_id)
         now = time.monotonic()
         tenth = int(task.completed / task.total / STEP) if task.total else -1
-        last_tenth, last_time = self._said.get(task_id, (-1, now))
-        started = task_id not in self._said
-        if tenth == last_tenth and not started and now - last_time < QUIET_SECONDS:
+        said = (tenth, task.description)
+        if task_id not in self._said and task.completed == 0 and not task.total:
+            self._said[task_id] = (*said, now)  # nothing to report yet
             return
-        if started and task.completed == 0 and not task.total:
-            self._said[task_id] = (tenth, now)  # nothing to report yet
+        last_tenth, last_description, last_time = self._said.get(task_id, (-2, "", now))
+        if said == (last_tenth, last_description) and now - last_time < QUIET_SECONDS:
             return
-        self._said[task_id] = (tenth, now)
+        self._said[task_id] = (*said, now)
         self.console.print(
             f"{task.description}: {self._amount(task.completed, task.total)}",
             highlight=False,
