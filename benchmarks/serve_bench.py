@@ -60,6 +60,10 @@ def start(
         "PYTHONPATH": f"{HERE}:{tree}:{tree / 'src'}",
     }
     conf = CONF if tree == REPO else tree / "gunicorn.conf.py"
+    if "PROMETHEUS_MULTIPROC_DIR" in env:
+        # Made up front, as a deployment does: a baseline from before the gunicorn-config fix
+        # wrote its metric files in the master before its own hook made the folder.
+        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(conf), app],
         env=env,
@@ -358,7 +362,8 @@ def main() -> None:
     )
     body_md = "\n".join(
         [
-            "gunicorn: 2 workers (gthread, 2 threads each), same config for all; "
+            "gunicorn: 2 workers (gthread), each revision's own config (today 8 threads a "
+            "worker, fc3d9a0 2); "
             f"wrk: 1 thread, "
             f"{args.connections} connections, {args.seconds} s after a 2 s warm-up, one real "
             f"transaction per request; the model is `fraud train` on the real data (100 trees). "
