@@ -4,16 +4,27 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 N_BINS = 10
 
 
+def bin_counts(values: NDArray[Any], edges: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Rows of `values` in each bin: bin k holds edges[k-1] <= v < edges[k] (a value on an
+    edge goes right); the outer bins are open-ended."""
+    idx = np.searchsorted(edges, values, side="right")
+    return np.bincount(idx, minlength=len(edges) + 1).astype(np.int64)
+
+
+def shares_of_counts(counts: ArrayLike) -> list[float]:
+    """Each bin's share of the rows counted."""
+    arr = np.asarray(counts, dtype=np.int64)
+    return [float(c) for c in arr / max(int(arr.sum()), 1)]
+
+
 def bin_shares(values: NDArray[Any], edges: NDArray[np.float64]) -> list[float]:
     """Share of `values` in each bin; the outer bins are open-ended."""
-    idx = np.searchsorted(edges, values, side="right")
-    counts = np.bincount(idx, minlength=len(edges) + 1)
-    return [float(c) for c in counts / max(len(values), 1)]
+    return shares_of_counts(bin_counts(values, edges))
 
 
 def feature_bins(values: NDArray[Any], n_bins: int = N_BINS) -> dict[str, list[float]]:

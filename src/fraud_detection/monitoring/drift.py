@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ..reference import bin_shares
+from ..reference import bin_counts, shares_of_counts
 from ..schema import FEATURES
-from .live import live_metrics
+from .live import metrics_of
+from .window import WindowCounts, count_frame
 
 PSI_EPSILON = 1e-4
 """Floor for a bin's share before the log ratio: an empty bin would make PSI infinite. 1e-4
@@ -34,14 +35,22 @@ NOT_A_MODEL_FEATURE = "not used by the model"
 def psi(reference_proportions: Sequence[float], edges: Sequence[float], values: ArrayLike) -> float:
     """Population Stability Index of `values` against the reference's bins (0 = same shape)."""
     edges_arr = np.asarray(edges, dtype=np.float64)
-    expected = np.asarray(reference_proportions, dtype=np.float64)
-    if len(expected) != len(edges_arr) + 1:
+    if len(reference_proportions) != len(edges_arr) + 1:
         raise ValueError(f"{len(edges_arr)} edges need {len(edges_arr) + 1} proportions")
-    live = np.asarray(values, dtype=np.float64)
-    if live.size == 0:
-        raise ValueError("PSI of no values is undefined")
     # The same binning as the reference was built with, so the bins line up exactly.
-    actual = np.asarray(bin_shares(live, edges_arr))
+    live = np.asarray(values, dtype=np.float64)
+    return psi_of_counts(reference_proportions, bin_counts(live, edges_arr))
+
+
+def psi_of_counts(reference_proportions: Sequence[float], counts: ArrayLike) -> float:
+    """PSI of live rows counted per reference bin against the reference's shares."""
+    expected = np.asarray(reference_proportions, dtype=np.float64)
+    live = np.asarray(counts, dtype=np.int64)
+    if len(expected) != len(live):
+        raise ValueError(f"{len(live)} bins counted against {len(expected)} proportions")
+    if live.sum() == 0:
+        raise ValueError("PSI of no values is undefined")
+    actual = np.asarray(shares_of_counts(live))
     expected, actual = np.maximum(expected, PSI_EPSILON), np.maximum(actual, PSI_EPSILON)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
@@ -200,12 +209,12 @@ def _rate_reasons(
 
 
 def _feature_psi(
-    window: pd.DataFrame, reference: Mapping[str, Any], names: Sequence[str], enough: bool
+    counts: WindowCounts, reference: Mapping[str, Any], names: Sequence[str], enough: bool
 ) -> dict[str, float | None]:
     """PSI of each named feature present in the reference (None when rows are too few)."""
     profiles = reference["features"]
     return {
-        name: psi(profiles[name]["proportions"], profiles[name]["edges"], window[name])
+        name: psi_of_counts(profiles[name]["proportions"], counts.feature_counts[name])
         if enough
         else None
         for name in names
@@ -221,30 +230,44 @@ def evaluate(
     *,
     period: tuple[datetime, datetime] | None = None,
 ) -> MonitorResult:
-    """Live metrics, PSI per feature and of the score, and every reason to flag drift.
+    """`judge` every row of a window in memory; `period` defaults to the rows' time range."""
+    if period is None and len(window):
+        created = pd.to_datetime(window["created_at"], utc=True)
+        period = (created.min().to_pydatetime(), created.max().to_pydatetime())
+    counts = count_frame(window, reference, str(manifest["version"]))
+    return judge(counts, reference, manifest, rule, period=period)
 
-    `period` is the lookback window for the report; by default the logged rows' time range.
-    """
+
+def judge(
+    counts: WindowCounts,
+    reference: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    rule: DriftRule = DriftRule(),
+    *,
+    period: tuple[datetime, datetime] | None = None,
+) -> MonitorResult:
+    """Live metrics, PSI per feature and of the score, and every reason to flag drift, from
+    a window's counts; `period` is the lookback window for the report."""
     rule = rule.resolved(reference, manifest)
     version = str(manifest["version"])
-    metrics = live_metrics(window)
+    metrics = metrics_of(counts.served)
     reference_rate = float(reference.get("predicted_fraud_rate", 0.0))
-    enough_rows = len(window) >= rule.min_rows
+    rows = counts.served.rows
+    enough_rows = rows >= rule.min_rows
 
     skipped = _skipped_features(manifest)
     judged = [name for name in FEATURES if name not in skipped]
-    feature_psi = _feature_psi(window, reference, judged, enough_rows)
+    feature_psi = _feature_psi(counts, reference, judged, enough_rows)
     skipped_psi = {
         name: value
-        for name, value in _feature_psi(window, reference, list(skipped), enough_rows).items()
+        for name, value in _feature_psi(counts, reference, list(skipped), enough_rows).items()
         if value is not None
     }
 
     # Scores are comparable to the reference only when the same model produced them.
-    scored = window.loc[window["model_version"].astype(str) == version, "probability"]
     score_psi = (
-        psi(reference["score"]["proportions"], reference["score"]["edges"], scored)
-        if len(scored) >= rule.min_rows
+        psi_of_counts(reference["score"]["proportions"], counts.score_counts)
+        if counts.scored >= rule.min_rows
         else None
     )
 
@@ -253,21 +276,18 @@ def evaluate(
     reasons += rate_reasons
     notes += rate_notes
     if not enough_rows:
-        notes.append(f"feature PSI not judged: {len(window):,} rows, need {rule.min_rows:,}")
+        notes.append(f"feature PSI not judged: {rows:,} rows, need {rule.min_rows:,}")
     for name, value in sorted(feature_psi.items(), key=lambda kv: -(kv[1] or 0.0)):
         if value is not None and value > rule.psi_threshold:
             reasons.append(f"PSI of {name} {value:.3f} > {rule.psi_threshold:g}")
     if score_psi is None:
         notes.append(
-            f"score PSI not judged: {len(scored):,} rows scored by version {version}, "
+            f"score PSI not judged: {counts.scored:,} rows scored by version {version}, "
             f"need {rule.min_rows:,}"
         )
     elif score_psi > rule.psi_threshold:
         reasons.append(f"PSI of the score {score_psi:.3f} > {rule.psi_threshold:g}")
 
-    if period is None and len(window):
-        created = pd.to_datetime(window["created_at"], utc=True)
-        period = (created.min().to_pydatetime(), created.max().to_pydatetime())
     return MonitorResult(
         model_version=version,
         start=period[0] if period else None,
@@ -278,7 +298,7 @@ def evaluate(
         skipped_features=skipped,
         skipped_psi=skipped_psi,
         score_psi=score_psi,
-        score_rows=len(scored),
+        score_rows=counts.scored,
         rule=rule,
         reasons=reasons,
         notes=notes,

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ..prediction_log import read_window
 from ..registry import CHAMPION, Registry
-from .drift import DriftRule, MonitorResult, evaluate
-from .live import variant_metrics
+from .drift import DriftRule, MonitorResult, judge
+from .live import metrics_by_variant
 from .report import format_report, format_variants
+from .window import count_log
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,11 @@ class Monitoring:
 def monitor_champion(
     registry: Registry, engine: Engine, rule: DriftRule, start: datetime, end: datetime
 ) -> Monitoring:
-    """Judge the champion on the rows logged in [start, end] against its reference."""
+    """Judge the champion on the rows logged in [start, end] against its reference, from
+    counts the database aggregates (memory does not grow with the window)."""
     manifest = registry.manifest(CHAMPION)
-    reference = json.loads(registry.read_file(str(manifest["version"]), "reference.json"))
-    window = read_window(engine, start)
-    # Shadow scores were never acted on; the served decisions are what analysts judge.
-    served = window[window["variant"] != "shadow"]
-    result = evaluate(served, reference, manifest, rule, period=(start, end))
-    return Monitoring(result, variant_metrics(window))
+    version = str(manifest["version"])
+    reference = json.loads(registry.read_file(version, "reference.json"))
+    counts, variants = count_log(engine, start, reference, version)
+    result = judge(counts, reference, manifest, rule, period=(start, end))
+    return Monitoring(result, metrics_by_variant(variants))
