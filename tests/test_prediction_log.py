@@ -3,6 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
@@ -12,7 +13,7 @@ from conftest import MakeApp
 from fraud_detection.prediction_log import (
     count_rows,
     ensure_schema,
-    labelled_transactions,
+    labelled_chunks,
     open_engine,
     read_window,
     utc_now,
@@ -96,9 +97,10 @@ def test_feedback_labels_join_their_predictions(app: Flask, engine: Engine) -> N
     assert window.label.to_dict() == pytest.approx(
         {"t0": 1.0, "t1": 0.0, "t2": 0.0, "t3": float("nan")}, nan_ok=True
     )
-    training_rows = labelled_transactions(engine, utc_now() - timedelta(minutes=5))
-    assert list(training_rows.columns) == list(COLUMNS)
-    assert sorted(training_rows.Class) == [0, 0, 1]
+    chunks = list(labelled_chunks(engine, utc_now() - timedelta(minutes=5), chunk_rows=2))
+    assert [len(chunk) for chunk in chunks] == [2, 1]  # unlabelled t3 never leaves the database
+    assert all(list(chunk.columns) == list(COLUMNS) for chunk in chunks)
+    assert sorted(pd.concat(chunks).Class) == [0, 0, 1]
 
 
 def test_feedback_may_arrive_before_its_prediction_is_written(app: Flask, engine: Engine) -> None:

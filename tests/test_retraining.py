@@ -1,5 +1,6 @@
 """Champion/challenger retraining: the promotion rule and `fraud retrain` end to end."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,14 @@ from fraud_detection.prediction_log import (
 )
 from fraud_detection.registry import Registry
 from fraud_detection.retraining import (
+    NO_PRODUCTION,
     PromotionRule,
     decide,
+    sample_production,
     score_on_holdout,
     with_production_rows,
 )
-from fraud_detection.schema import FEATURES
+from fraud_detection.schema import COLUMNS, FEATURES
 from fraud_detection.store import open_store
 from fraud_detection.training import DEFAULT_PARAMS, TrainingOptions, train
 
@@ -52,18 +55,44 @@ def test_first_model_becomes_champion() -> None:
     assert decision.action == "promote" and "first" in decision.reason
 
 
-def test_production_rows_join_once_and_are_validated_again() -> None:
+def test_production_rows_join_once_earlier_than_the_holdout_and_are_validated_again() -> None:
     df = make_synthetic(rows=2000, seed=5)
     fresh = make_synthetic(rows=300, seed=6)
-    fresh["Time"] += 200_000
-    production = pd.concat([fresh, df.tail(100)], ignore_index=True)
-    combined, added = with_production_rows(df, production, min_samples=1000)
-    assert added == 300 and len(combined) == 2300
-    assert with_production_rows(df, df.tail(100), min_samples=1000) == (df, 0)
-    assert with_production_rows(df, pd.DataFrame(), min_samples=1000) == (df, 0)
+    fresh["Time"] *= 0.5  # inside the dataset's history
+    late = make_synthetic(rows=50, seed=7)
+    late["Time"] += 200_000  # after the holdout starts: never trained on
+    logged = pd.concat([fresh, late, df.head(100)], ignore_index=True)
+    production = sample_production([logged], max_legit=10**6)
+    joined = with_production_rows(df, production, min_samples=1000)
+    assert joined.labelled == 450 and joined.rows == 300
+    pd.testing.assert_frame_equal(
+        joined.sample.rows.sort_values("Time", ignore_index=True),
+        fresh.loc[:, list(COLUMNS)].sort_values("Time", ignore_index=True),
+    )
+    assert with_production_rows(df, sample_production([df.head(100)], 10**6)).rows == 0
+    assert with_production_rows(df, NO_PRODUCTION) == NO_PRODUCTION
     fresh.loc[0, "Amount"] = -5.0
     with pytest.raises(DataValidationError, match="Amount"):
-        with_production_rows(df, fresh, min_samples=1000)
+        with_production_rows(df, sample_production([fresh], 10**6), min_samples=1000)
+
+
+def test_sampling_keeps_every_fraud_and_weights_the_legitimate_by_their_sampling_rate() -> None:
+    logged = make_synthetic(rows=5000, fraud_rate=0.01, seed=8).loc[:, list(COLUMNS)]
+    frauds, legit = int(logged.Class.sum()), int((logged.Class == 0).sum())
+    whole = sample_production([logged], max_legit=500, seed=3)
+    chunked = sample_production(
+        [logged.iloc[i : i + 333] for i in range(0, len(logged), 333)], max_legit=500, seed=3
+    )
+    pd.testing.assert_frame_equal(chunked.sample.rows, whole.sample.rows)
+    rows, weights = whole.sample.rows, whole.sample.weights
+    assert (whole.labelled, whole.legit, whole.legit_kept) == (5000, legit, 500)
+    assert int(rows.Class.sum()) == frauds and len(rows) == frauds + 500
+    assert set(weights[rows.Class.to_numpy() == 1]) == {1.0}
+    assert weights[rows.Class.to_numpy() == 0].sum() == pytest.approx(legit)
+    other_seed = sample_production([logged], max_legit=500, seed=4).sample.rows
+    assert not other_seed.equals(rows)
+    everything = sample_production([logged], max_legit=legit)
+    assert len(everything.sample.rows) == 5000 and set(everything.sample.weights) == {1.0}
 
 
 def test_champion_and_challenger_are_scored_on_the_same_rows_passed_in(tmp_path: Path) -> None:
@@ -220,9 +249,11 @@ def test_labelled_production_rows_join_the_training_data(
     engine = open_engine(url)
     ensure_schema(engine)
     fresh = make_synthetic(rows=400, seed=99)
-    fresh["Time"] += 200_000  # arrived after the dataset ends
+    fresh["Time"] *= 0.5  # earlier than the holdout
+    late = make_synthetic(rows=30, seed=98)
+    late["Time"] += 200_000  # scored after the holdout starts: never trained on
     replayed = pd.read_csv(data).tail(100)  # rows the dataset already holds
-    logged = pd.concat([fresh, replayed], ignore_index=True)
+    logged = pd.concat([fresh, late, replayed], ignore_index=True)
     columns = {"created_at": utc_now(), "endpoint": "predict", "variant": "champion",
                "model_version": "1", "probability": 0.1, "is_fraud": False, "threshold": 0.5,
                "latency_ms": 1.0}  # fmt: skip
@@ -240,11 +271,25 @@ def test_labelled_production_rows_join_the_training_data(
     store = tmp_path / "store"
     result = retrain(data, store, "--report", str(tmp_path / "r.md"))
     assert result.exit_code == 0, result.output
-    assert "Added 350 labelled production rows" in result.stderr
+    assert "Added 350 labelled production rows from the prediction log (of 480 labelled)" in (
+        result.stderr
+    )
     manifest = registry(store).manifest("1")
     assert manifest["data"]["rows"] == 30_000 + 350
     assert manifest["retraining"]["production_rows"] == 350
     assert "plus 350 labelled production rows" in (tmp_path / "r.md").read_text()
+
+    legit = int((logged.Class[50:] == 0).sum())
+    capped = retrain(data, tmp_path / "capped", "--max-production-legit", "100", "--dry-run")
+    assert capped.exit_code == 0, capped.output
+    note = (
+        r"plus (\d+) labelled production rows .*kept \d+ of 480: every fraud, "
+        r"(\d+) legitimate rows sampled from \d+ and weighted (\d+\.\d+)x"
+    )
+    kept = re.search(note, capped.stdout)
+    assert kept, capped.stdout
+    assert int(kept.group(2)) < 100
+    assert float(kept.group(3)) == pytest.approx(legit / 100, abs=0.01)
 
     ignored = retrain(data, tmp_path / "other", "--lookback-days", "0")
     assert registry(tmp_path / "other").manifest("1")["data"]["rows"] == 30_000

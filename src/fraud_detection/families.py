@@ -4,6 +4,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
+import numpy as np
 from numpy.typing import NDArray
 from sklearn.base import ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
@@ -61,6 +62,7 @@ def fit_forest(
     params: dict[str, Any],
     n_jobs: int = -1,
     on_trees: TreeCallback | None = None,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> RandomForestClassifier:
     """Grow the forest in chunks so progress can be shown; same trees as one fit."""
     total = int(params.get("n_estimators", 100))
@@ -74,7 +76,7 @@ def fit_forest(
         with warnings.catch_warnings():
             # The warning is about refitting on different data; every chunk sees the same rows.
             warnings.filterwarnings("ignore", message="class_weight presets", category=UserWarning)
-            model.fit(x, y)
+            model.fit(x, y, sample_weight=sample_weight)
         if on_trees:
             on_trees(grown, total)
     model.set_params(warm_start=False)
@@ -98,6 +100,7 @@ def fit_xgboost(
     params: dict[str, Any],
     n_jobs: int = -1,
     on_trees: TreeCallback | None = None,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> ClassifierMixin:
     """Gradient-boosted trees (XGBoost), reporting boosting rounds as they finish."""
     import xgboost
@@ -110,7 +113,7 @@ def fit_xgboost(
             return False  # never stop early
 
     model = xgboost.XGBClassifier(**params, n_jobs=n_jobs, callbacks=[Progress()])
-    model.fit(x, y)
+    model.fit(x, y, sample_weight=sample_weight)
     # The callback is a closure over the progress bar: it must not travel with the model.
     model.set_params(callbacks=None)
     return model
@@ -122,13 +125,14 @@ def fit_lightgbm(
     params: dict[str, Any],
     n_jobs: int = -1,
     on_trees: TreeCallback | None = None,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> ClassifierMixin:
     """Gradient-boosted trees (LightGBM), reporting boosting rounds as they finish."""
     import lightgbm
 
     report = _every_tenth(int(params.get("n_estimators", 100)), on_trees)
     model = lightgbm.LGBMClassifier(**params, n_jobs=n_jobs)
-    model.fit(x, y, callbacks=[lambda env: report(env.iteration + 1)])
+    model.fit(x, y, sample_weight=sample_weight, callbacks=[lambda env: report(env.iteration + 1)])
     return model
 
 
@@ -146,9 +150,10 @@ def fit_estimator(
     params: dict[str, Any],
     n_jobs: int = -1,
     on_trees: TreeCallback | None = None,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> ClassifierMixin:
-    """Fit one family's classifier on the model features."""
-    return FITTERS[algorithm](x, y, params, n_jobs, on_trees)
+    """Fit one family's classifier on the model features (rows weighted when given)."""
+    return FITTERS[algorithm](x, y, params, n_jobs, on_trees, sample_weight)
 
 
 def family_params(algorithm: Algorithm, trees: int | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The prediction log's tables and queries: SQLite by default, PostgreSQL with DATABASE_URL."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,15 +210,37 @@ def read_window(engine: Engine, since: datetime) -> pd.DataFrame:
     return frame
 
 
-def labelled_transactions(engine: Engine, since: datetime) -> pd.DataFrame:
-    """Labelled production rows since `since`, one per transaction, in the training schema."""
-    window = read_window(engine, since)
-    labelled = window[window["label"].notna()]
+def labelled_chunks(
+    engine: Engine, since: datetime, chunk_rows: int = 50_000
+) -> Iterator[pd.DataFrame]:
+    """Labelled production rows since `since`, one per transaction (its latest score), in the
+    training schema, `chunk_rows` at a time: only labelled rows leave the database, and only
+    one chunk of them is in memory."""
+    joined = predictions.join(feedback, feedback.c.transaction_id == predictions.c.transaction_id)
     # A transaction scored twice (a retried request, shadow scoring) is one training row.
-    latest = labelled.drop_duplicates("transaction_id", keep="last")
-    rows = latest.loc[:, list(FEATURES)].astype("float64")
-    rows[LABEL] = latest["label"].astype("int64").to_numpy()
-    return rows.reset_index(drop=True)
+    latest = (
+        select(func.max(predictions.c.id))
+        .select_from(joined)
+        .where(predictions.c.created_at >= since)
+        .group_by(predictions.c.transaction_id)
+    )
+    query = (
+        select(*(predictions.c[name] for name in FEATURES), feedback.c.label)
+        .select_from(joined)
+        .where(predictions.c.id.in_(latest))
+        .order_by(predictions.c.id)
+    )
+    try:
+        with engine.connect() as conn:
+            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+                return
+            streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
+            for part in streamed.execute(query).partitions():
+                rows = pd.DataFrame(part, columns=[*FEATURES, LABEL]).astype("float64")
+                rows[LABEL] = rows[LABEL].astype("int64")
+                yield rows
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
 
 
 def count_rows(engine: Engine) -> int:

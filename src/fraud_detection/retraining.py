@@ -1,6 +1,7 @@
 """Champion/challenger retraining: train on all data but a recent holdout, score both models
 on that same holdout, decide."""
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
@@ -16,16 +17,18 @@ from .evaluation import classification_metrics
 from .families import Algorithm, TreeCallback
 from .gate import MIN_CONFIDENCE, Gain, paired_gain
 from .inference import onnx_fraud_probability, onnx_session
-from .prediction_log import labelled_transactions, open_engine, utc_now
+from .prediction_log import labelled_chunks, open_engine, utc_now
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
-from .schema import COLUMNS, FEATURES
+from .schema import COLUMNS, FEATURES, LABEL
 from .training import (
     TrainedModel,
     TrainingOptions,
+    WeightedRows,
     features_and_label,
     train_best_family,
     train_on,
+    with_extra_rows,
 )
 
 Action = Literal["promote", "stage"]
@@ -90,35 +93,107 @@ def decide(
     return Decision("promote", passed + (f"; {gain.summary()}" if gain else ""))
 
 
-def recent_labelled_rows(database_url: str, lookback_days: float) -> pd.DataFrame:
-    """Labelled rows the service logged in the last `lookback_days` (none for 0 or less);
-    PredictionLogError when the log cannot be read."""
+MAX_PRODUCTION_LEGIT = 100_000
+"""Labelled legitimate production rows kept for training by default: ~25 MB of features,
+about a third of the dataset's own rows, whatever the window holds."""
+SAMPLE_SEED = 0
+
+
+@dataclass(frozen=True)
+class ProductionSample:
+    """Labelled production rows for training: every fraud and a capped, seeded sample of the
+    legitimate rows, weighted by the inverse of its sampling rate (negative downsampling)."""
+
+    sample: WeightedRows
+    labelled: int
+    """Labelled transactions the rows were drawn from."""
+    legit: int
+    """Of them legitimate."""
+
+    @property
+    def rows(self) -> int:
+        return len(self.sample.rows)
+
+    @property
+    def legit_kept(self) -> int:
+        return int((self.sample.rows[LABEL] == 0).sum())
+
+
+NO_PRODUCTION = ProductionSample(
+    WeightedRows(pd.DataFrame(columns=list(COLUMNS)), np.ones(0)), 0, 0
+)
+
+
+def sample_production(
+    chunks: Iterable[pd.DataFrame], max_legit: int, seed: int = SAMPLE_SEED
+) -> ProductionSample:
+    """Every fraud of the labelled `chunks` and `max_legit` legitimate rows drawn uniformly
+    (a reservoir: each row gets a seeded random key, the smallest keys stay), so memory holds
+    one chunk and the sample whatever the stream's length."""
+    rng = np.random.default_rng(seed)
+    frauds: list[pd.DataFrame] = []
+    kept, keys = pd.DataFrame(columns=list(COLUMNS)), np.empty(0)
+    labelled = legit = 0
+    for chunk in chunks:
+        is_fraud = (chunk[LABEL] == 1).to_numpy()
+        labelled += len(chunk)
+        legit += int((~is_fraud).sum())
+        frauds.append(chunk[is_fraud])
+        pool = (
+            pd.concat([kept, chunk[~is_fraud]], ignore_index=True)
+            if len(kept)
+            else chunk[~is_fraud]
+        )
+        pool_keys = np.concatenate([keys, rng.random(int((~is_fraud).sum()))])
+        if len(pool) > max_legit:
+            # Sorted back into arrival order, so the sample does not depend on chunk size.
+            smallest = np.sort(np.argpartition(pool_keys, max_legit)[:max_legit])
+            pool, pool_keys = pool.iloc[smallest], pool_keys[smallest]
+        kept, keys = pool.reset_index(drop=True), pool_keys
+    if not labelled:
+        return NO_PRODUCTION
+    rows = pd.concat([*frauds, kept], ignore_index=True).loc[:, list(COLUMNS)]
+    n_frauds = labelled - legit
+    weights = np.concatenate([np.ones(n_frauds), np.full(len(kept), legit / max(len(kept), 1))])
+    return ProductionSample(WeightedRows(rows, weights), labelled, legit)
+
+
+def recent_labelled_rows(
+    database_url: str, lookback_days: float, max_legit: int = MAX_PRODUCTION_LEGIT
+) -> ProductionSample:
+    """Labelled rows the service logged in the last `lookback_days` (none for 0 or less), as
+    a bounded sample; PredictionLogError when the log cannot be read."""
     if lookback_days <= 0:
-        return pd.DataFrame(columns=list(COLUMNS))
+        return NO_PRODUCTION
     since = utc_now() - timedelta(days=lookback_days)
-    return labelled_transactions(open_engine(database_url), since)
+    return sample_production(labelled_chunks(open_engine(database_url), since), max_legit)
 
 
 def with_production_rows(
-    df: pd.DataFrame, production: pd.DataFrame, *, min_samples: int = MIN_SAMPLES
-) -> tuple[pd.DataFrame, int]:
-    """The dataset plus labelled production rows it does not already hold, validated again
-    when any were added; and how many were new.
+    df: pd.DataFrame,
+    production: ProductionSample,
+    *,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    min_samples: int = MIN_SAMPLES,
+) -> ProductionSample:
+    """The sampled production rows that may join training: strictly earlier (Time) than the
+    holdout and not already in the dataset; validated with the dataset when any remain.
 
     A replay of the dataset through the service (`fraud simulate`) logs rows the dataset
-    already has: counting them twice would tilt the holdout toward them.
+    already has: counting them twice would tilt the model toward them. Weighted rows never
+    enter the holdout, which scores both models on rows as they occur.
     """
-    if production.empty:
-        return df, 0
+    rows = production.sample.rows
+    if rows.empty:
+        return production
+    holdout_start = time_split(df, 1 - holdout_fraction)[1]["Time"].min()
     known = df.loc[:, list(COLUMNS)].drop_duplicates()
-    merged = production.merge(known, on=list(COLUMNS), how="left", indicator=True)
-    new = production[(merged["_merge"] == "left_only").to_numpy()]
-    if new.empty:
-        return df, 0
-    combined = pd.concat([df, new], ignore_index=True)
-    combined.attrs = dict(df.attrs)
-    validate(combined, min_samples=min_samples)
-    return combined, len(new)
+    merged = rows.merge(known, on=list(COLUMNS), how="left", indicator=True)
+    keep = ((merged["_merge"] == "left_only") & (merged["Time"] < holdout_start)).to_numpy()
+    sample = WeightedRows(rows[keep].reset_index(drop=True), production.sample.weights[keep])
+    if keep.any():
+        validate(pd.concat([df, sample.rows], ignore_index=True), min_samples=min_samples)
+    return replace(production, sample=sample)
 
 
 @dataclass(frozen=True)
@@ -193,11 +268,12 @@ def retrain(
     holdout_fraction: float = HOLDOUT_FRACTION,
     dry_run: bool = False,
     on_trees: TreeCallback | None = None,
-    production_rows: int = 0,
+    production: ProductionSample = NO_PRODUCTION,
     algorithm: Algorithm | Literal["auto"] = "rf",
     options: TrainingOptions | None = None,
 ) -> RetrainResult:
-    """Train a challenger on all but the most recent rows, score both there, and decide.
+    """Train a challenger on all but the most recent rows (and the weighted `production`
+    rows, from `with_production_rows`), score both there, and decide.
 
     Nothing is written before the challenger is complete, so a crash leaves the champion as is.
     With `algorithm="auto"` every family is trained and the best on validation (history
@@ -207,17 +283,23 @@ def retrain(
     base = replace(options or TrainingOptions(), history_fraction=1 - holdout_fraction)
     if algorithm == "auto":
         trained, family_note = train_best_family(
-            df, base, source=source, model_name=registry.name, on_trees=on_trees
+            df,
+            base,
+            source=source,
+            model_name=registry.name,
+            on_trees=on_trees,
+            extra_fit=production.sample,
         )
     else:
         trained = train_on(
             history,
             holdout,
             replace(base, algorithm=algorithm),
-            data=df,
+            data=with_extra_rows(df, production.sample),
             source=source,
             model_name=registry.name,
             on_trees=on_trees,
+            extra_fit=production.sample,
         )
         family_note = f"family `{algorithm}` (--algorithm)"
     scored = score_on_holdout(trained, registry, holdout)
@@ -240,7 +322,10 @@ def retrain(
         "challenger": challenger,
         "holdout_rows": len(holdout),
         "holdout_frauds": int(scored.labels.sum()),
-        "production_rows": production_rows,
+        "production_rows": production.rows,
+        "production_labelled": production.labelled,
+        "production_legit_kept": production.legit_kept,
+        "production_legit": production.legit,
         "family": family_note,
         "paired_gain": asdict(gain) if gain else None,
     }
@@ -251,7 +336,7 @@ def retrain(
         challenger,
         len(holdout),
         source,
-        production_rows,
+        production,
         gain=gain,
         family_note=family_note,
     )
@@ -274,6 +359,18 @@ def retrain(
     return RetrainResult(decision, champion, challenger, version, report, gain, pr_curves)
 
 
+def production_note(production: ProductionSample) -> str:
+    """How many production rows joined, of how many, and how they were weighted."""
+    legit_kept = production.legit_kept
+    weight = float(production.sample.weights.max())
+    return (
+        f" plus {production.rows:,} labelled production rows from the prediction log (kept "
+        f"{production.rows:,} of {production.labelled:,}: every fraud, {legit_kept:,} "
+        f"legitimate rows sampled from {production.legit:,} and weighted {weight:.2f}x; only "
+        f"rows earlier than the holdout and not already in the dataset)"
+    )
+
+
 def retrain_report(
     decision: Decision,
     rule: PromotionRule,
@@ -281,7 +378,7 @@ def retrain_report(
     challenger: dict[str, Any],
     holdout_rows: int,
     source: str,
-    production_rows: int = 0,
+    production: ProductionSample = NO_PRODUCTION,
     *,
     gain: Gain | None = None,
     family_note: str = "",
@@ -306,11 +403,7 @@ def retrain_report(
             "# Retraining report",
             "",
             f"Data `{source}`"
-            + (
-                f" plus {production_rows:,} labelled production rows from the prediction log"
-                if production_rows
-                else ""
-            )
+            + (production_note(production) if production.rows else "")
             + f"; both models scored on the same most recent {holdout_rows:,} rows"
             + (f" ({frauds} frauds)" if frauds is not None else "")
             + ".",

@@ -69,6 +69,15 @@ class TrainedModel:
     model: Pipeline
 
 
+@dataclass(frozen=True)
+class WeightedRows:
+    """Rows that only join the fit, each with its sample weight: a row kept from a
+    downsampled class weighs the inverse of its sampling rate, so the class keeps its mass."""
+
+    rows: pd.DataFrame
+    weights: NDArray[np.float64]
+
+
 def features_and_label(df: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
     """The feature matrix in schema order and the label vector."""
     x = df.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
@@ -83,11 +92,14 @@ def fit_model(
     n_jobs: int = -1,
     on_trees: TreeCallback | None = None,
     algorithm: Algorithm = "rf",
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> Pipeline:
     """Column selection then the classifier, as one pipeline over the full 30-field input."""
     columns = [FEATURES.index(name) for name in model_features]
     select = ColumnTransformer([("features", "passthrough", columns)], remainder="drop").fit(x)
-    classifier = fit_estimator(algorithm, select.transform(x), y, params, n_jobs, on_trees)
+    classifier = fit_estimator(
+        algorithm, select.transform(x), y, params, n_jobs, on_trees, sample_weight
+    )
     # The step keeps its historical name: stored pipelines of every family read alike.
     return Pipeline([("select", select), ("forest", classifier)])
 
@@ -116,11 +128,17 @@ def fit_with_threshold(
     validation: pd.DataFrame,
     options: TrainingOptions,
     on_trees: TreeCallback | None = None,
+    extra_fit: WeightedRows | None = None,
 ) -> tuple[Pipeline, float, NDArray[np.float64]]:
-    """Fit on the earlier rows; the threshold the rule prefers on the later ones, and their
-    scores."""
+    """Fit on the earlier rows (and the weighted `extra_fit` rows); the threshold the rule
+    prefers on the later ones, unweighted, and their scores."""
     x_fit, y_fit = features_and_label(fit_part)
     x_val, y_val = features_and_label(validation)
+    weights = None
+    if extra_fit is not None and len(extra_fit.rows):
+        x_extra, y_extra = features_and_label(extra_fit.rows)
+        x_fit, y_fit = np.vstack([x_fit, x_extra]), np.concatenate([y_fit, y_extra])
+        weights = np.concatenate([np.ones(len(fit_part)), extra_fit.weights])
     model = fit_model(
         x_fit,
         y_fit,
@@ -129,6 +147,7 @@ def fit_with_threshold(
         options.n_jobs,
         on_trees,
         options.algorithm,
+        weights,
     )
     val_scores = model.predict_proba(x_val)[:, 1]
     threshold = choose_threshold(
@@ -195,12 +214,30 @@ def train(
     source: str,
     model_name: str,
     on_trees: TreeCallback | None = None,
+    extra_fit: WeightedRows | None = None,
 ) -> TrainedModel:
     """Split by time, fit, choose the threshold, test once, export and check ONNX, report."""
     history, test = time_split(df, options.history_fraction)
     return train_on(
-        history, test, options, data=df, source=source, model_name=model_name, on_trees=on_trees
+        history,
+        test,
+        options,
+        data=with_extra_rows(df, extra_fit),
+        source=source,
+        model_name=model_name,
+        on_trees=on_trees,
+        extra_fit=extra_fit,
     )
+
+
+def with_extra_rows(df: pd.DataFrame, extra_fit: WeightedRows | None) -> pd.DataFrame:
+    """The dataset and the extra fit rows: every row a model saw, as the manifest
+    fingerprints them."""
+    if extra_fit is None or extra_fit.rows.empty:
+        return df
+    data = pd.concat([df, extra_fit.rows], ignore_index=True)
+    data.attrs = dict(df.attrs)
+    return data
 
 
 def train_on(
@@ -212,16 +249,21 @@ def train_on(
     source: str,
     model_name: str,
     on_trees: TreeCallback | None = None,
+    extra_fit: WeightedRows | None = None,
 ) -> TrainedModel:
     """`train` on a split made by the caller: fit and validate on `history`, test on `test`;
-    `data` is the whole dataset the manifest fingerprints."""
+    `data` is the whole dataset the manifest fingerprints. `extra_fit` rows join the fit part
+    only, weighted; validation and test stay unweighted, so the threshold and the metrics are
+    judged on rows as they occur."""
     started = time.perf_counter()
     synthetic = bool(data.attrs.get("synthetic", False))
     fit_part, validation = split_history(history, options.validation_fraction)
     x_val, y_val = features_and_label(validation)
     x_test, y_test = features_and_label(test)
     params = options.family_params
-    model, threshold, val_scores = fit_with_threshold(fit_part, validation, options, on_trees)
+    model, threshold, val_scores = fit_with_threshold(
+        fit_part, validation, options, on_trees, extra_fit
+    )
     test_scores = model.predict_proba(x_test)[:, 1]
     metrics = evaluate_slices(
         {"validation": (x_val, y_val, val_scores), "test": (x_test, y_test, test_scores)},
@@ -249,7 +291,7 @@ def train_on(
             "source": source,
             "synthetic": synthetic,
             "history_fraction": options.history_fraction,
-            "train_rows": len(fit_part),
+            "train_rows": len(fit_part) + (len(extra_fit.rows) if extra_fit else 0),
             "validation_rows": len(validation),
             "test_rows": len(test),
             "train_time_range": [float(fit_part["Time"].min()), float(fit_part["Time"].max())],
@@ -291,6 +333,7 @@ def train_best_family(
     source: str,
     model_name: str,
     on_trees: TreeCallback | None = None,
+    extra_fit: WeightedRows | None = None,
 ) -> tuple[TrainedModel, str]:
     """Train every family with its defaults; keep the one with the best validation PR-AUC.
 
@@ -304,6 +347,7 @@ def train_best_family(
             source=source,
             model_name=model_name,
             on_trees=on_trees,
+            extra_fit=extra_fit,
         )
         for algorithm in ALGORITHMS
     }

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
-import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -22,6 +21,9 @@ from ..progress import progress_display
 from ..registry import Registry
 from ..retraining import (
     HOLDOUT_FRACTION,
+    MAX_PRODUCTION_LEGIT,
+    NO_PRODUCTION,
+    ProductionSample,
     PromotionRule,
     RetrainResult,
     recent_labelled_rows,
@@ -238,6 +240,14 @@ def train_command(
 @click.option(
     "--rule-only", is_flag=True, help="Decide by the F1/precision rule alone, no bootstrap."
 )
+@click.option(
+    "--max-production-legit",
+    type=click.IntRange(min=0),
+    default=MAX_PRODUCTION_LEGIT,
+    show_default=True,
+    help="Labelled legitimate production rows sampled for training (every fraud is kept; "
+    "sampled rows are weighted by the inverse sampling rate).",
+)
 @click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
 @click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
 @click.option(
@@ -259,6 +269,7 @@ def retrain_command(
     min_confidence: float | None,
     gate_metric: str | None,
     rule_only: bool,
+    max_production_legit: int,
     force_promotion: bool,
     dry_run: bool,
     report_path: Path | None,
@@ -277,10 +288,16 @@ def retrain_command(
     )
     registry = Registry(open_store(settings.model_store), settings.model_name)
     df, source = load_command_data(data_uri, False, 0, **given(min_samples=min_samples))
-    production = _production_rows(settings, lookback_days)
-    df, added = with_production_rows(df, production, **given(min_samples=min_samples))
-    if added:
-        err.print(f"Added {added:,} labelled production rows from the prediction log")
+    production = with_production_rows(
+        df,
+        _production_rows(settings, lookback_days, max_production_legit),
+        **given(holdout_fraction=holdout_fraction, min_samples=min_samples),
+    )
+    if production.rows:
+        err.print(
+            f"Added {production.rows:,} labelled production rows from the prediction log "
+            f"(of {production.labelled:,} labelled)"
+        )
     with tree_progress("Growing challenger trees") as on_trees:
         result = retrain(
             df,
@@ -290,7 +307,7 @@ def retrain_command(
             **given(holdout_fraction=holdout_fraction),
             dry_run=dry_run,
             on_trees=on_trees,
-            production_rows=added,
+            production=production,
             algorithm=algorithm,
         )
     if not dry_run:
@@ -312,10 +329,11 @@ def _saved_report(result: RetrainResult, report_path: Path) -> str:
     return with_pr_curves(result.report, plot.name)
 
 
-def _production_rows(settings: Settings, lookback_days: float) -> pd.DataFrame:
-    """Recent labelled rows of the prediction log; none (with a warning) when it cannot be read."""
+def _production_rows(settings: Settings, lookback_days: float, max_legit: int) -> ProductionSample:
+    """Recent labelled rows of the prediction log, sampled; none (with a warning) when it
+    cannot be read."""
     try:
-        return recent_labelled_rows(settings.database_url, lookback_days)
+        return recent_labelled_rows(settings.database_url, lookback_days, max_legit)
     except PredictionLogError as exc:
         err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
-        return pd.DataFrame()
+        return NO_PRODUCTION

@@ -13,8 +13,7 @@ from sqlalchemy import ColumnElement, Engine, case, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import PredictionLogError
-from ..prediction_log import _reason as reason
-from ..prediction_log import feedback, metadata, predictions
+from ..prediction_log import error_reason, feedback, metadata, predictions
 from ..reference import bin_counts
 from ..schema import FEATURES
 from .live import Tally, tally
@@ -91,7 +90,7 @@ def count_log(
                 ).where(predictions.c.created_at >= since, predictions.c.variant != SHADOW)
             ).one()
     except SQLAlchemyError as exc:
-        raise PredictionLogError(f"prediction log unavailable: {reason(exc)}") from exc
+        raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
     totals = [int(v or 0) for v in row]
     feature_counts = {}
     at = 1
