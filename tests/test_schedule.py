@@ -22,6 +22,7 @@ def test_help_says_how_it_runs_which_jobs_when_and_how_it_stops() -> None:
     for said in (
         "as a loop in the foreground",
         "Sundays at 02:00 fraud retrain --report REPORTS/retrain.md",
+        "every day at 04:00 fraud log prune (keeps FRAUD_LOG_RETENTION_DAYS, default 90)",
         "every day at 06:00 fraud monitor --report REPORTS/monitor.md",
         "Ctrl-C or SIGTERM stops it (exit 0)",
         "With FRAUD_ON_DRIFT=retrain (or dispatch) in the environment, the daily monitor acts",

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         default=HOME / "log-spool",
         validation_alias=AliasChoices("FRAUD_LOG_SPOOL_DIR", "log_spool_dir"),
     )
+    log_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        validation_alias=AliasChoices("FRAUD_LOG_RETENTION_DAYS", "log_retention_days"),
+    )
+    """Days of predictions `fraud log prune` keeps: three times retraining's 30-day lookback."""
     mlflow_tracking_uri: str = Field(
         default="", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    exists,
     func,
     inspect,
     select,
@@ -40,7 +42,11 @@ metadata = MetaData()
 predictions = Table(
     "predictions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # 64-bit: a 32-bit id runs out after 2.1 billion rows (249 days at 100 predictions/s).
+    # SQLite's INTEGER PRIMARY KEY is the 64-bit rowid already, and only that spelling is.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("transaction_id", String(128), nullable=False, index=True),
     Column("created_at", DateTime(), nullable=False, index=True),
     Column("endpoint", String(16), nullable=False),
@@ -116,8 +122,31 @@ def ensure_schema(engine: Engine) -> None:
                         name = engine.dialect.identifier_preparer.quote(column.name)
                         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
                         log.info("prediction log: added column %s.%s", table.name, column.name)
+        _widen_ids(engine)
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
+
+
+def _widen_ids(engine: Engine) -> None:
+    """Move a PostgreSQL log made with 32-bit ids to 64-bit ids, in place. The ALTER rewrites
+    the table once under an exclusive lock: writers wait (the service's log writer buffers
+    and drops beyond its capacity), so run it on a quiet hour for a big table."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        kind = conn.execute(
+            text(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = 'predictions' AND column_name = 'id'"
+            )
+        ).scalar()
+        if kind != "integer":
+            return
+        conn.execute(text("ALTER TABLE predictions ALTER COLUMN id TYPE BIGINT"))
+        sequence = conn.execute(text("SELECT pg_get_serial_sequence('predictions', 'id')")).scalar()
+        if sequence:
+            conn.execute(text(f"ALTER SEQUENCE {sequence} AS BIGINT"))
+        log.info("prediction log: predictions.id widened to BIGINT")
 
 
 LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
@@ -241,6 +270,45 @@ def labelled_chunks(
                 yield rows
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
+
+
+PRUNE_BATCH = 10_000
+"""Rows one prune transaction deletes: tens of milliseconds, so a writer waits no longer."""
+
+
+def prune(engine: Engine, before: datetime, batch_rows: int = PRUNE_BATCH) -> tuple[int, int]:
+    """Delete the predictions logged before `before`, then the labels received before it
+    whose transaction has no prediction left; `batch_rows` per short transaction, so the
+    writers never wait on one long delete. Returns (predictions, labels) deleted."""
+    stale = predictions.c.created_at < before
+    orphan = (feedback.c.received_at < before) & ~exists().where(
+        predictions.c.transaction_id == feedback.c.transaction_id
+    )
+    batches = (
+        predictions.delete().where(
+            predictions.c.id.in_(select(predictions.c.id).where(stale).limit(batch_rows))
+        ),
+        feedback.delete().where(
+            feedback.c.transaction_id.in_(
+                select(feedback.c.transaction_id).where(orphan).limit(batch_rows)
+            )
+        ),
+    )
+    deleted = [0, 0]
+    try:
+        with engine.connect() as conn:
+            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+                return 0, 0
+        for which, statement in enumerate(batches):
+            while True:
+                with engine.begin() as conn:
+                    count = conn.execute(statement).rowcount
+                deleted[which] += count
+                if count < batch_rows:
+                    break
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
+    return deleted[0], deleted[1]
 
 
 def count_rows(engine: Engine) -> int:

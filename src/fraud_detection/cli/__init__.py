@@ -9,6 +9,7 @@ import click
 from ..errors import FraudError
 from .backtest import backtest_command
 from .data import data
+from .log import log_group
 from .models import models
 from .monitor import monitor
 from .schedule import schedule_command
@@ -50,6 +51,7 @@ for command in (
     serve_command,
     schedule_command,
     data,
+    log_group,
 ):
     cli.add_command(command)
 

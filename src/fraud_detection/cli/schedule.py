@@ -24,11 +24,13 @@ from ..schedule import Job, next_daily, next_weekly, run_command, run_schedule
     "next run of its job (default: FRAUD_REPORTS).",
 )
 def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path | None) -> None:
-    """Retrain weekly and monitor daily on a plain server, as a loop in the foreground.
+    """Retrain weekly, prune the prediction log daily and monitor daily on a plain server, as
+    a loop in the foreground.
 
     \b
     Jobs, in UTC:
       Sundays at 02:00   fraud retrain --report REPORTS/retrain.md
+      every day at 04:00 fraud log prune (keeps FRAUD_LOG_RETENTION_DAYS, default 90)
       every day at 06:00 fraud monitor --report REPORTS/monitor.md
 
     The command sleeps until the next job, runs it as a child process whose output goes
@@ -49,7 +51,11 @@ def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path 
     retrain = [*fraud, "retrain", "--report", str(reports / "retrain.md"), *store]
     retrain += ["--data", data_uri] if data_uri else []
     monitor = [*fraud, "monitor", "--report", str(reports / "monitor.md"), *store]
-    jobs = [Job("weekly retrain", retrain, next_weekly), Job("daily monitor", monitor, next_daily)]
+    jobs = [
+        Job("weekly retrain", retrain, next_weekly),
+        Job("daily prune", [*fraud, "log", "prune"], lambda after: next_daily(after, hour=4)),
+        Job("daily monitor", monitor, next_daily),
+    ]
     # SIGTERM (systemd, kill) stops the loop as Ctrl-C does: subprocess.run kills the job
     # in progress on the way out instead of leaving it orphaned.
     signal.signal(signal.SIGTERM, _interrupt)
