@@ -22,6 +22,10 @@ SHADOW = "shadow"
 """Shadow scores were never acted on; the served decisions are what analysts judge."""
 
 
+CELLS = {(True, True): "tp", (True, False): "fp", (False, True): "fn", (False, False): "tn"}
+"""The confusion cell of a labelled row: (flagged, labelled fraud)."""
+
+
 @dataclass(frozen=True)
 class WindowCounts:
     """What the drift rule needs of the judged rows, and nothing that grows with them."""
@@ -121,15 +125,8 @@ def _variant_tallies(groups: Sequence[Any]) -> dict[tuple[str, str], Tally]:
     tallies: dict[tuple[str, str], Tally] = {}
     for variant, version, is_fraud, label, n in groups:
         flagged, n = bool(is_fraud), int(n)
-        fraud = label is not None and float(label) == 1.0
-        cell = (
-            ""
-            if label is None
-            else ("tp" if fraud else "fp")
-            if flagged
-            else ("fn" if fraud else "tn")
-        )
-        add = Tally(rows=n, flagged=n if flagged else 0, **({cell: n} if cell else {}))
+        cell = {} if label is None else {CELLS[flagged, float(label) == 1.0]: n}
+        add = Tally(rows=n, flagged=n if flagged else 0, **cell)
         key = (str(variant), str(version))
         tallies[key] = tallies.get(key, Tally()) + add
     return tallies
