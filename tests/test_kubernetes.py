@@ -209,16 +209,17 @@ def test_the_ingress_buffers_requests_for_the_service() -> None:
 
 def test_cron_jobs_run_the_fraud_commands_on_the_schedules_of_fraud_schedule() -> None:
     (serving,) = containers(one("Deployment"))
-    schedules = {"retrain": "0 2 * * 0", "monitor": "0 6 * * *"}
+    schedules = {"retrain": "0 2 * * 0", "monitor": "0 6 * * *", "log prune": "0 4 * * *"}
     for command, schedule in schedules.items():
-        job = one("CronJob", f"fraud-{command}")
+        job = one("CronJob", f"fraud-{command.replace(' ', '-')}")
         assert job["spec"]["schedule"] == schedule
         assert job["spec"]["timeZone"] == "Etc/UTC"
         assert job["spec"]["concurrencyPolicy"] == "Forbid"
         (container,) = containers(job)
         assert container["image"] == serving["image"]
-        assert container["command"] == ["fraud", command]
-        assert command in cli.commands
+        assert container["command"] == ["fraud", *command.split()]
+        assert command.split()[0] in cli.commands
+    assert float(config_env()["FRAUD_LOG_RETENTION_DAYS"]) > 0
 
 
 def test_prometheus_scrape_job_keeps_the_service_pods_at_their_annotated_port(
