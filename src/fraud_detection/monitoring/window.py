@@ -9,7 +9,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, func, inspect, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    func,
+    inspect,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import PredictionLogError
@@ -79,7 +88,8 @@ def count_log(
             if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
                 empty = {name: [0] * (len(profiles[name]["edges"]) + 1) for name in names}
                 return WindowCounts(Tally(), empty, [0] * (len(score_edges) + 1)), {}
-            variants = _variant_tallies(conn.execute(_variant_query(since)).all())
+            in_window = _logged_since(engine, since)
+            variants = _variant_tallies(conn.execute(_variant_query(in_window)).all())
             champion = predictions.c.model_version == version
             row = conn.execute(
                 select(
@@ -91,7 +101,7 @@ def count_log(
                     ),
                     _count_if(champion),
                     *_at_or_above(predictions.c.probability, score_edges, champion),
-                ).where(predictions.c.created_at >= since, predictions.c.variant != SHADOW)
+                ).where(in_window, predictions.c.variant != SHADOW)
             ).one()
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
@@ -107,7 +117,17 @@ def count_log(
     return WindowCounts(served, feature_counts, score_counts), variants
 
 
-def _variant_query(since: datetime) -> Any:
+def _logged_since(engine: Engine, since: datetime) -> ColumnElement[bool]:
+    """created_at >= since, read by a full scan on SQLite: its planner walks the created_at
+    index, visiting rows in time order (random on disk), which took over 100 s where a scan
+    of the same 5M rows took 4 s. PostgreSQL's statistics choose well on their own."""
+    if engine.dialect.name == "sqlite":
+        # A unary + keeps SQLite from using an index for the comparison.
+        return type_coerce(literal_column("+predictions.created_at"), DateTime()) >= since
+    return predictions.c.created_at >= since
+
+
+def _variant_query(in_window: ColumnElement[bool]) -> Any:
     keys = (predictions.c.variant, predictions.c.model_version, predictions.c.is_fraud)
     return (
         select(*keys, feedback.c.label, func.count())
@@ -116,7 +136,7 @@ def _variant_query(since: datetime) -> Any:
                 feedback, feedback.c.transaction_id == predictions.c.transaction_id
             )
         )
-        .where(predictions.c.created_at >= since)
+        .where(in_window)
         .group_by(*keys, feedback.c.label)
     )
 
