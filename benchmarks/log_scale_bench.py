@@ -257,6 +257,12 @@ def main() -> None:
     parser.add_argument(
         "--block", type=int, default=1_000_000, help="Rows written from Python, then copied."
     )
+    parser.add_argument(
+        "--have",
+        type=int,
+        default=0,
+        help="SQLite only: --workdir's log.db already holds this many rows of an earlier run.",
+    )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "log_scale_bench"
@@ -271,7 +277,7 @@ def main() -> None:
     for database in args.dbs.split(","):
         if database == "sqlite":
             path = args.workdir / "log.db"
-            for leftover in args.workdir.glob("log.db*"):
+            for leftover in args.workdir.glob("log.db*") if not args.have else []:
                 leftover.unlink()
             url = target = f"sqlite:///{path}"
             target = str(path)
@@ -283,7 +289,7 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": url}
         runs: list[Run] = []
         notes: list[str] = []
-        have = 0
+        have = args.have if database == "sqlite" else 0
         try:
             for rows in sizes:
                 started = time.perf_counter()
