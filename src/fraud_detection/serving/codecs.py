@@ -108,8 +108,11 @@ def parse_json(body: bytes) -> Any:
     """The JSON document; NaN and Infinity literals parse, so validation can name their field."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        # orjson's own depth limit (1024), whatever Python's recursion limit is at the time:
+        # the fallback below would recurse once per level.
+        if str(exc).startswith("depth limit exceeded"):
+            raise CodecError("malformed JSON: nested too deeply") from exc
     # orjson is strict; the standard parser accepts NaN/Infinity and integers past 64 bits,
     # to report them by field. It recurses per nesting level, hence RecursionError.
     try:
