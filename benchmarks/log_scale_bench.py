@@ -45,7 +45,7 @@ from fraud_detection.registry import CHAMPION, Registry
 from fraud_detection.schema import FEATURES, LABEL
 from fraud_detection.store import open_store
 from results import write_section
-from train_bench import DEFAULT_DATA
+from train_bench import DEFAULT_DATA, run_fraud_train
 
 SPAN_SECONDS = int(6.9 * 86_400)
 """Timestamps stay inside `--lookback-days 7` while the benchmark runs."""
@@ -105,20 +105,7 @@ def train_champion(data: Path, workdir: Path) -> Champion:
     store = workdir / "store"
     registry = Registry(open_store(str(store)), "fraud-detector")
     if CHAMPION not in registry.aliases():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "fraud_detection",
-                "train",
-                "--data",
-                str(data),
-                "--store",
-                str(store),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        run_fraud_train(data, store)
     manifest = registry.manifest(CHAMPION)
     return Champion(store, str(manifest["version"]), float(manifest["threshold"]))
 
