@@ -140,6 +140,7 @@ def block_rows(
                 "is_fraud": bool(scores[src] >= champion.threshold),
                 "threshold": champion.threshold,
                 "latency_ms": 1.0,
+                "explanation": None,
             }
             predictions.append(tuple(values[c] for c in LOG_COLUMNS))
         chosen = rng.random(n) < LABELLED

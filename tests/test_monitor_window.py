@@ -57,6 +57,7 @@ def logged_rows(rows: int, seed: int) -> list[tuple[Any, ...]]:
             "is_fraud": bool(probability[i] >= 0.05),
             "threshold": 0.05,
             "latency_ms": 1.0,
+            "explanation": None,
         }
         out.append(tuple(values[c] for c in LOG_COLUMNS))
     return out

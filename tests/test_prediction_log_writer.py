@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, text
@@ -23,13 +24,16 @@ from waiting import wait_for
 MODEL = LoadedModel(version="7", threshold=0.5, manifest={}, session=cast(Any, None))
 
 
-def batch(ids: list[str], endpoint: str = "predict") -> LoggedBatch:
+def batch(
+    ids: list[str], endpoint: str = "predict", explanations: dict[int, Any] | None = None
+) -> LoggedBatch:
     """A logged batch of len(ids) rows with distinct features and probabilities."""
     n = len(ids)
     # Slices, as a request's parts are: not C-contiguous.
     x = (np.arange(n * 60, dtype=np.float32).reshape(n, 60) / 7)[:, ::2]
     p = np.linspace(0, 1, 2 * n, dtype=np.float32)[::2]
-    return LoggedBatch(Scored(p, p >= 0.5, MODEL, "champion"), x, ids, endpoint, utc_now(), 1.5)
+    scored = Scored(p, p >= 0.5, MODEL, "champion")
+    return LoggedBatch(scored, x, ids, endpoint, utc_now(), 1.5, explanations or {})
 
 
 def sample(name: str, **labels: str) -> float:
@@ -145,7 +149,9 @@ def test_a_spool_replays_only_rows_not_marked_done_and_skips_a_cut_record(
     from fraud_detection.serving.log_spool import Spool, batch_record
 
     spool = Spool(tmp_path / "spool")
-    first, second = batch(["a", "b", "c"]), batch(["d", "e"], endpoint="v2_infer")
+    explained = {1: {"output": "probability", "top_features": [{"feature": "V14"}]}}
+    first = batch(["a", "b", "c"])
+    second = batch(["d", "e"], endpoint="v2_infer", explanations=explained)
     segment = spool.append(batch_record(first), 3)
     assert segment is not None
     spool.append(batch_record(second), 2)
@@ -158,6 +164,15 @@ def test_a_spool_replays_only_rows_not_marked_done_and_skips_a_cut_record(
 
     assert [row[0] for row in rows] == ["c", "d", "e"]
     assert rows == first.rows()[2:] + second.rows()
+    assert [row[-1] for row in rows] == [None, None, orjson.dumps(explained[1]).decode()]
+
+
+def test_rows_spooled_before_the_explanation_column_replay_without_one(tmp_path: Path) -> None:
+    from fraud_detection.serving.log_spool import rows_record
+
+    (row,) = batch(["old"]).rows()
+    older = rows_record([row[:-1]])  # as a version without the column spooled it
+    assert replay(older) == [row]
 
 
 CRASHING_WORKER = """

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
     )
     shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
+    explain_flagged: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("FRAUD_EXPLAIN_FLAGGED", "explain_flagged"),
+    )
+    explain_top: int = Field(
+        default=5, ge=1, le=30, validation_alias=AliasChoices("FRAUD_EXPLAIN_TOP", "explain_top")
+    )
     database_url: str = Field(
         default=f"sqlite:///{HOME / 'predictions.db'}",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),

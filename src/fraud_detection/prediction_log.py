@@ -19,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     create_engine,
     event,
     exists,
@@ -57,6 +58,8 @@ predictions = Table(
     Column("is_fraud", Boolean, nullable=False),
     Column("threshold", Float, nullable=False),
     Column("latency_ms", Float, nullable=True),
+    # The explained rows' TreeSHAP top features (JSON), for the analyst reviewing them.
+    Column("explanation", Text, nullable=True),
 )
 
 feedback = Table(
@@ -152,7 +155,13 @@ def _widen_ids(engine: Engine) -> None:
 LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
 """The order of the values in each row `insert_predictions` takes."""
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores times in SQLite
-_COPY_TYPE = {String: "text", DateTime: "timestamp", Float: "float8", Boolean: "bool"}
+_COPY_TYPE = {
+    String: "text",
+    Text: "text",
+    DateTime: "timestamp",
+    Float: "float8",
+    Boolean: "bool",
+}
 COPY_TYPES = [_COPY_TYPE[type(predictions.c[name].type)] for name in LOG_COLUMNS]
 """The PostgreSQL types binary COPY sends LOG_COLUMNS as (varchar takes text's format)."""
 

@@ -33,6 +33,7 @@ from .families import DEFAULT_PARAMS as DEFAULT_PARAMS  # the forest's, as the n
 from .reference import build_reference
 from .report import plot_confusion, plot_pr_curves, training_report
 from .schema import FEATURES, LABEL
+from .tree_arrays import with_cover
 
 MODEL_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f != "Time")
 """What the forest sees. `Time` is accepted on input but not used: every later transaction
@@ -123,6 +124,19 @@ def evaluate_slices(
     return metrics
 
 
+def fit_rows(
+    fit_part: pd.DataFrame, extra_fit: WeightedRows | None
+) -> tuple[NDArray[np.float64], NDArray[np.int8], NDArray[np.float64] | None]:
+    """The rows a model is fitted on: the fit part, then any weighted extra rows (weights
+    None when every row weighs one)."""
+    x_fit, y_fit = features_and_label(fit_part)
+    if extra_fit is None or not len(extra_fit.rows):
+        return x_fit, y_fit, None
+    x_extra, y_extra = features_and_label(extra_fit.rows)
+    weights = np.concatenate([np.ones(len(fit_part)), extra_fit.weights])
+    return np.vstack([x_fit, x_extra]), np.concatenate([y_fit, y_extra]), weights
+
+
 def fit_with_threshold(
     fit_part: pd.DataFrame,
     validation: pd.DataFrame,
@@ -132,13 +146,8 @@ def fit_with_threshold(
 ) -> tuple[Pipeline, float, NDArray[np.float64]]:
     """Fit on the earlier rows (and the weighted `extra_fit` rows); the threshold the rule
     prefers on the later ones, unweighted, and their scores."""
-    x_fit, y_fit = features_and_label(fit_part)
+    x_fit, y_fit, weights = fit_rows(fit_part, extra_fit)
     x_val, y_val = features_and_label(validation)
-    weights = None
-    if extra_fit is not None and len(extra_fit.rows):
-        x_extra, y_extra = features_and_label(extra_fit.rows)
-        x_fit, y_fit = np.vstack([x_fit, x_extra]), np.concatenate([y_fit, y_extra])
-        weights = np.concatenate([np.ones(len(fit_part)), extra_fit.weights])
     model = fit_model(
         x_fit,
         y_fit,
@@ -271,7 +280,9 @@ def train_on(
         CostModel(options.review_fee),
     )
 
-    onnx_bytes = export_onnx(model)
+    # Each node's cover (its share of the fit rows) rides in the ONNX file for explanations.
+    x_fit, _, fit_weights = fit_rows(fit_part, extra_fit)
+    onnx_bytes = with_cover(export_onnx(model), x_fit, fit_weights)
     parity_gap = check_parity(onnx_bytes, model, x_val)
     reference = build_reference(x_val, FEATURES, val_scores, threshold)
 
@@ -299,6 +310,10 @@ def train_on(
         },
         "onnx": {"input": "input", "output": "probabilities", "dtype": "float32"},
         "onnx_parity_max_abs_diff": parity_gap,
+        "explanations": {
+            "method": "path-dependent TreeSHAP over the ONNX trees",
+            "cover": "ONNX nodes_hitrates: each node's share of the fit rows",
+        },
         "code_revision": code_revision(),
         "library_versions": library_versions(),
     }

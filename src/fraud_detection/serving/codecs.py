@@ -36,6 +36,7 @@ TransactionId = Annotated[
     str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
 ]
 V2_DATATYPES = {"FP32": "<f4", "FP64": "<f8"}
+EXPLAIN_QUERY = {"true": True, "1": True, "false": False, "0": False}
 V2_OUTPUTS = ("probabilities", "is_fraud")
 # What the model can represent: it scores float32, so a larger magnitude would become Inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -61,6 +62,8 @@ class PredictRequest:
     x: NDArray[np.float32]
     ids: list[str]
     batch: bool
+    explain: bool | None
+    """Explain every row (True), none (False), or the flagged ones (None: not asked)."""
 
 
 @dataclass(frozen=True)
@@ -192,21 +195,37 @@ def decode_predict(request: Request, max_batch: int) -> PredictRequest:
     prefix = "instances[{row}]." if batch else ""
     x = _float32(x64, lambda row, name: f"field {prefix.format(row=row)}{name}")
     ids = [t.transaction_id or uuid.uuid4().hex for t in rows]
-    return PredictRequest(x=x, ids=ids, batch=batch)
+    return PredictRequest(x=x, ids=ids, batch=batch, explain=_explain_flag(request, document))
+
+
+def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
+    """`explain` from the body (a boolean), else from the query string (true/false/1/0);
+    both are validated."""
+    query = request.args.get("explain")
+    if query is not None and query not in EXPLAIN_QUERY:
+        raise CodecError(f"query explain must be true or false (got {query!r})", field="explain")
+    if "explain" in document:
+        value = document["explain"]
+        if not isinstance(value, bool):
+            raise CodecError(f"explain must be true or false (got {value!r})", field="explain")
+        return value
+    return None if query is None else EXPLAIN_QUERY[query]
 
 
 def encode_predict(prediction: Prediction, batch: bool) -> Response:
     """Per transaction: id, probability, decision, and the threshold and version that decided."""
-    answers = [
-        {
-            "transaction_id": tid,
-            "fraud_probability": round(p, 6),
-            "is_fraud": flag,
-            "threshold": model.threshold,
-            "model_version": model.version,
+    answers = []
+    for answer in prediction.answers():
+        body: dict[str, Any] = {
+            "transaction_id": answer.transaction_id,
+            "fraud_probability": round(answer.probability, 6),
+            "is_fraud": answer.is_fraud,
+            "threshold": answer.model.threshold,
+            "model_version": answer.model.version,
         }
-        for tid, p, flag, model in prediction.answers()
-    ]
+        if answer.explained:
+            body["explanation"] = answer.explanation
+        answers.append(body)
     if not batch:
         return json_response(answers[0])
     return json_response({"predictions": answers, "model_version": prediction.model.version})
@@ -388,8 +407,8 @@ def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Respo
     asked, as binary data after the JSON header (`Inference-Header-Content-Length`)."""
     answers = prediction.answers()
     values = {
-        "probabilities": ("FP32", [round(p, 6) for _, p, _, _ in answers], "<f4"),
-        "is_fraud": ("BOOL", [flag for _, _, flag, _ in answers], "?"),
+        "probabilities": ("FP32", [round(a.probability, 6) for a in answers], "<f4"),
+        "is_fraud": ("BOOL", [a.is_fraud for a in answers], "?"),
     }
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
@@ -404,7 +423,7 @@ def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Respo
         outputs.append(tensor)
     model = prediction.model
     parameters: dict[str, Any] = {"threshold": model.threshold}
-    versions = [m.version for _, _, _, m in answers]
+    versions = [a.model.version for a in answers]
     if any(v != model.version for v in versions):
         # A/B routing answered some rows with the challenger: say which, row by row.
         parameters["row_model_versions"] = versions
@@ -456,4 +475,5 @@ def encode_model(model: LoadedModel | None) -> dict[str, Any] | None:
         "loaded_at": model.loaded_at,
         "source": model.source,
         "synthetic": model.manifest.get("data", {}).get("synthetic", False),
+        "explainable": model.explainer is not None,
     }

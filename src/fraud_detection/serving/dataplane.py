@@ -9,9 +9,9 @@ FRAUD_SHADOW=1 scores every row with both and answers with the champion.
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from flask import current_app
@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from ..config import Settings
 from ..errors import PredictionLogError, ServiceError
+from ..explain import Explanation
 from ..prediction_log import store_labels, utc_now
 from ..registry import CHALLENGER, CHAMPION
 from . import metrics
@@ -42,13 +43,26 @@ class Scored:
 @dataclass(frozen=True)
 class Part:
     """Rows of a request one model scored (positions, features, ids); shadow parts are not
-    answered."""
+    answered. `explanations` holds the rows explained (by position in the part): None where
+    the model cannot explain."""
 
     scored: Scored
     rows: NDArray[np.intp]
     x: NDArray[np.float32]
     ids: list[str]
     answered: bool = True
+    explanations: dict[int, Explanation | None] = field(default_factory=dict)
+
+
+class Answer(NamedTuple):
+    """One row's answer."""
+
+    transaction_id: str
+    probability: float
+    is_fraud: bool
+    model: LoadedModel
+    explained: bool
+    explanation: Explanation | None
 
 
 @dataclass(frozen=True)
@@ -59,21 +73,24 @@ class Prediction:
     ids: list[str]
     parts: list[Part]
 
-    def answers(self) -> list[tuple[str, float, bool, LoadedModel]]:
-        """(id, probability, decision, model) per row, in request order."""
+    def answers(self) -> list[Answer]:
+        """Each row's answer, in request order."""
         rows: list[Any] = [None] * len(self.ids)
         for part in self.parts:
             if not part.answered:
                 continue
             model = part.scored.model
-            for row, tid, p, flag in zip(
-                part.rows.tolist(),
-                part.ids,
-                part.scored.probabilities.tolist(),
-                part.scored.is_fraud.tolist(),
-                strict=True,
+            for i, (row, tid, p, flag) in enumerate(
+                zip(
+                    part.rows.tolist(),
+                    part.ids,
+                    part.scored.probabilities.tolist(),
+                    part.scored.is_fraud.tolist(),
+                    strict=True,
+                )
             ):
-                rows[row] = (tid, p, flag, model)
+                explained = i in part.explanations
+                rows[row] = Answer(tid, p, flag, model, explained, part.explanations.get(i))
         return rows
 
 
@@ -155,11 +172,18 @@ class DataPlane:
         raise ServiceError(f"version {version!r} of {name!r} is not served", status=404)
 
     def predict(
-        self, x: NDArray[np.float32], ids: list[str], endpoint: str, started: float
+        self,
+        x: NDArray[np.float32],
+        ids: list[str],
+        endpoint: str,
+        started: float,
+        explain: bool | None = None,
     ) -> Prediction:
-        """Score rows addressed to the champion, routed A/B or shadow; log and time them."""
+        """Score rows addressed to the champion, routed A/B or shadow; explain them (every row
+        with `explain`, flagged rows by default); log and time them."""
         champion = self.champion()
-        return self._finish(champion, self._route(x, ids, champion), ids, endpoint, started)
+        parts = self._explain(self._route(x, ids, champion), explain)
+        return self._finish(champion, parts, ids, endpoint, started)
 
     def infer(
         self, name: str, version: str | None, x: NDArray[np.float32], ids: list[str], started: float
@@ -171,7 +195,27 @@ class DataPlane:
             parts = self._route(x, ids, model)
         else:
             parts = [Part(score(model, x, CHALLENGER), np.arange(len(x)), x, ids)]
-        return self._finish(model, parts, ids, "v2_infer", started)
+        return self._finish(model, self._explain(parts, None), ids, "v2_infer", started)
+
+    def _explain(self, parts: list[Part], explain: bool | None) -> list[Part]:
+        """Explain the rows asked for, or by default the flagged ones: the rest pay nothing."""
+        if explain is False or (explain is None and not self.settings.explain_flagged):
+            return parts
+        explained = []
+        for part in parts:
+            wanted = np.ones(len(part.x), bool) if explain else part.scored.is_fraud
+            if not part.answered or not wanted.any():
+                explained.append(part)
+                continue
+            rows = np.flatnonzero(wanted).tolist()
+            explainer = part.scored.model.explainer
+            found: list[Explanation | None] = (
+                [None] * len(rows)
+                if explainer is None
+                else list(explainer.explain(part.x[rows], self.settings.explain_top))
+            )
+            explained.append(replace(part, explanations=dict(zip(rows, found, strict=True))))
+        return explained
 
     def _route(self, x: NDArray[np.float32], ids: list[str], champion: LoadedModel) -> list[Part]:
         """Score each row with the model its variant assigns; every row is answered once."""
@@ -205,7 +249,15 @@ class DataPlane:
         latency_ms = (time.perf_counter() - started) * 1000
         for part in parts:
             self.prediction_log.log(
-                LoggedBatch(part.scored, part.x, part.ids, endpoint, created_at, latency_ms)
+                LoggedBatch(
+                    part.scored,
+                    part.x,
+                    part.ids,
+                    endpoint,
+                    created_at,
+                    latency_ms,
+                    part.explanations,
+                )
             )
         metrics.LATENCY.labels(endpoint, model.version).observe(time.perf_counter() - started)
         return Prediction(model, ids, parts)

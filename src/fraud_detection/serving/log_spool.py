@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+
+from ..prediction_log import LOG_COLUMNS
 
 if TYPE_CHECKING:
     from .log_writer import LoggedBatch
@@ -42,12 +44,25 @@ def log_rows(
     probabilities: Sequence[float],
     flags: Sequence[bool],
     tail: Sequence[Any],
+    explanations: Sequence[str | None],
 ) -> list[Row]:
-    """Rows in LOG_COLUMNS order: id, the batch's head, features, probability, flag, tail."""
+    """Rows in LOG_COLUMNS order: id, the batch's head, features, probability, flag, tail,
+    explanation."""
     return [
-        (tid, *head, *values, p, flag, *tail)
-        for tid, values, p, flag in zip(ids, features, probabilities, flags, strict=True)
+        (tid, *head, *values, p, flag, *tail, e)
+        for tid, values, p, flag, e in zip(
+            ids, features, probabilities, flags, explanations, strict=True
+        )
     ]
+
+
+def explanation_texts(explanations: Mapping[int, Any], rows: int) -> list[str | None]:
+    """Each row's explanation as the JSON text the log stores (None where there is none)."""
+    texts: list[str | None] = [None] * rows
+    for row, explanation in explanations.items():
+        if explanation is not None:
+            texts[row] = orjson.dumps(explanation).decode()
+    return texts
 
 
 def batch_record(batch: "LoggedBatch") -> bytes:
@@ -61,6 +76,7 @@ def batch_record(batch: "LoggedBatch") -> bytes:
         "p": np.ascontiguousarray(batch.scored.probabilities),
         "f": np.ascontiguousarray(batch.scored.is_fraud),
         "t": [model.threshold, batch.latency_ms],
+        "e": explanation_texts(batch.explanations, len(batch.ids)),
     }
     return b"\nB " + orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -76,7 +92,8 @@ def _batch_rows(body: dict[str, Any]) -> list[Row]:
     features = np.asarray(body["x"], dtype=np.float32).astype(np.float64).tolist()
     probabilities = np.asarray(body["p"], dtype=np.float32).astype(np.float64).tolist()
     head = (datetime.fromisoformat(created_at), *rest)
-    return log_rows(body["i"], head, features, probabilities, body["f"], body["t"])
+    explanations = body.get("e") or [None] * len(body["i"])
+    return log_rows(body["i"], head, features, probabilities, body["f"], body["t"], explanations)
 
 
 def replay(data: bytes) -> list[Row]:
@@ -92,7 +109,9 @@ def replay(data: bytes) -> list[Row]:
                 rows.extend(_batch_rows(orjson.loads(payload)))
             elif kind == b"R":
                 for row in orjson.loads(payload):
-                    rows.append((row[0], datetime.fromisoformat(row[1]), *row[2:]))
+                    # Rows spooled before a column was added leave it empty.
+                    missing = (None,) * (len(LOG_COLUMNS) - len(row))
+                    rows.append((row[0], datetime.fromisoformat(row[1]), *row[2:], *missing))
         except (ValueError, KeyError, TypeError, IndexError):
             log.warning("prediction log spool: skipped a record cut short (%d bytes)", len(line))
     return rows[done:]

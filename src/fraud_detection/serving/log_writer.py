@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,7 @@ from .log_spool import (
     Segment,
     Spool,
     batch_record,
+    explanation_texts,
     log_rows,
     orphan,
     orphans,
@@ -44,6 +45,7 @@ from .log_spool import (
 )
 
 if TYPE_CHECKING:  # the data plane imports this module to log what it scored
+    from ..explain import Explanation
     from .dataplane import Scored
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class LoggedBatch:
     endpoint: str
     created_at: datetime
     latency_ms: float
+    explanations: dict[int, "Explanation | None"] = field(default_factory=dict)
 
     def rows(self) -> list[Row]:
         """The batch as prediction-log rows, values in LOG_COLUMNS order."""
@@ -71,6 +74,7 @@ class LoggedBatch:
             self.scored.probabilities.tolist(),
             self.scored.is_fraud.tolist(),
             (model.threshold, self.latency_ms),
+            explanation_texts(self.explanations, len(self.ids)),
         )
 
 

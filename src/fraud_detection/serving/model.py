@@ -1,8 +1,9 @@
 """A loaded, verified ONNX model and the one scoring function both APIs call."""
 
 import json
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from ..errors import IntegrityError, NotFoundError
+from ..explain import Explainer, build_explainer
 from ..inference import onnx_fraud_probability, onnx_session
 from ..registry import Registry, check_integrity
 from ..schema import N_FEATURES
+from ..tree_arrays import UnsupportedModel
 
+log = logging.getLogger(__name__)
 SERVED_FILES = ("model.onnx", "reference.json")
 
 
@@ -29,6 +33,7 @@ class LoadedModel:
     session: ort.InferenceSession = field(repr=False)
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     source: str = "store"
+    explainer: Explainer | None = field(default=None, repr=False)
 
     def score(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         """Fraud probability per row of an [N, 30] float32 array."""
@@ -60,10 +65,16 @@ def build_model(files: dict[str, bytes], manifest: dict[str, Any], source: str) 
         session=session,
         source=source,
     )
-    probe = model.score(_probe_rows(json.loads(files["reference.json"]), manifest["features"]))
+    rows = _probe_rows(json.loads(files["reference.json"]), manifest["features"])
+    probe = model.score(rows)
     if not (np.isfinite(probe).all() and ((probe >= 0) & (probe <= 1)).all()):
         raise IntegrityError(f"model {model.version} scores its probe rows outside [0, 1]")
-    return model
+    try:
+        explainer = build_explainer(files["model.onnx"], manifest["features"], rows, probe)
+    except UnsupportedModel as exc:
+        log.info("model %s: no explanations (%s)", model.version, exc)
+        return model
+    return replace(model, explainer=explainer)
 
 
 def load_from_store(registry: Registry, ref: str) -> tuple[LoadedModel, dict[str, bytes]]:

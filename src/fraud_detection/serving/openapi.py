@@ -8,7 +8,15 @@ from typing import Any
 
 from ..config import Settings
 from ..schema import FEATURES, N_FEATURES
-from .codecs import FLOAT32_MAX, ID_MAX, ID_PATTERN, V2_OUTPUTS, Label, Transaction
+from .codecs import (
+    EXPLAIN_QUERY,
+    FLOAT32_MAX,
+    ID_MAX,
+    ID_PATTERN,
+    V2_OUTPUTS,
+    Label,
+    Transaction,
+)
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 ERROR = {
@@ -41,8 +49,39 @@ PREDICTION = {
         "is_fraud": {"type": "boolean"},
         "threshold": {"type": "number"},
         "model_version": {"type": "string"},
+        "explanation": {
+            "description": "Present for flagged transactions and, with explain, for every one; "
+            "null when the model carries no cover to explain with.",
+            "oneOf": [{"$ref": "#/components/schemas/Explanation"}, {"type": "null"}],
+        },
     },
     "required": ["transaction_id", "fraud_probability", "is_fraud", "threshold", "model_version"],
+}
+EXPLANATION = {
+    "type": "object",
+    "description": "TreeSHAP: expected_value plus every feature's contribution is the model's "
+    "raw score (a probability for forests, log-odds for boosters); the largest are listed.",
+    "properties": {
+        "output": {"type": "string", "enum": ["probability", "log_odds"]},
+        "expected_value": {"type": "number"},
+        "top_features": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "feature": {"type": "string", "enum": list(FEATURES)},
+                    "value": {"type": "number"},
+                    "contribution": {"type": "number"},
+                },
+                "required": ["feature", "value", "contribution"],
+            },
+        },
+    },
+    "required": ["output", "expected_value", "top_features"],
+}
+EXPLAIN_FLAG = {
+    "type": "boolean",
+    "description": "true: explain every transaction; false: none; absent: the flagged ones.",
 }
 MODEL = {
     "type": ["object", "null"],
@@ -54,8 +93,9 @@ MODEL = {
         "loaded_at": {"type": "string"},
         "source": {"type": "string"},
         "synthetic": {"type": "boolean"},
+        "explainable": {"type": "boolean"},
     },
-    "required": ["version", "threshold", "loaded_at", "source", "synthetic"],
+    "required": ["version", "threshold", "loaded_at", "source", "synthetic", "explainable"],
 }
 V2_TENSOR_OUT = {
     "type": "object",
@@ -151,6 +191,13 @@ def _list_of(key: str, item: str, max_items: int) -> dict[str, Any]:
     """A body of the form {key: [1..max_items items]}."""
     items = {"type": "array", "minItems": 1, "maxItems": max_items, "items": _schema(item)}
     return _object(**{key: items})
+
+
+def _batch(max_batch: int) -> dict[str, Any]:
+    """{instances: [...]} and the optional explain flag."""
+    schema = _list_of("instances", "Transaction", max_batch)
+    schema["properties"]["explain"] = EXPLAIN_FLAG
+    return schema
 
 
 def _without(*keys: str) -> dict[str, Any]:
@@ -250,9 +297,12 @@ def _operation(
     body: dict[str, Any] | None = None,
     guarded: bool = False,
     error: str = "Error",
+    parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One operation; a guarded one documents its bearer token and its 401."""
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if parameters:
+        operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = _body(body)
     if guarded:
@@ -370,11 +420,26 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 },
                 body={
                     "oneOf": [
-                        {"allOf": [_schema("Transaction"), _without("instances")]},
+                        {
+                            "allOf": [
+                                _schema("Transaction"),
+                                _without("instances"),
+                                {"type": "object", "properties": {"explain": EXPLAIN_FLAG}},
+                            ]
+                        },
                         _schema("Batch"),
                     ]
                 },
                 guarded=api_tokens,
+                parameters=[
+                    {
+                        "name": "explain",
+                        "in": "query",
+                        "required": False,
+                        "description": "As the body's explain; the body's wins.",
+                        "schema": {"type": "string", "enum": list(EXPLAIN_QUERY)},
+                    }
+                ],
             )
         },
         "/feedback": {
@@ -455,8 +520,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Transaction": _transaction(),
-                "Batch": _list_of("instances", "Transaction", settings.max_batch),
+                "Batch": _batch(settings.max_batch),
                 "Prediction": PREDICTION,
+                "Explanation": EXPLANATION,
                 "Label": Label.model_json_schema(),
                 "Labels": _list_of("labels", "Label", settings.max_batch),
                 "Model": MODEL,

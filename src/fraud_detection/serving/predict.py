@@ -14,11 +14,12 @@ bp = Blueprint("predict", __name__)
 
 @bp.post("/predict")
 def predict() -> Any:
-    """Score one transaction, or {"instances": [...]}; answers per transaction."""
+    """Score one transaction, or {"instances": [...]}; answers per transaction, with the
+    reasons (TreeSHAP) for flagged ones and, with `explain`, for every one."""
     started = time.perf_counter()
     plane = current_plane()
     body = decode_predict(request, plane.settings.max_batch)
-    prediction = plane.predict(body.x, body.ids, "predict", started)
+    prediction = plane.predict(body.x, body.ids, "predict", started, body.explain)
     return encode_predict(prediction, body.batch)
 
 
