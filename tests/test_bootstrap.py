@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from fraud_detection.bootstrap import (
+    confusion_intervals,
     distribution,
     metric_intervals,
     pool,
@@ -91,3 +92,16 @@ def test_a_slice_without_frauds_has_no_interval() -> None:
 def test_figures_print_with_their_interval() -> None:
     assert with_interval(0.80431, [0.718, 0.881]) == "0.8043 [0.7180, 0.8810]"
     assert with_interval(0.8, None) == "0.8000"
+
+
+def test_intervals_from_confusion_counts_match_the_row_bootstrap() -> None:
+    # 60 labelled frauds (45 caught) and 5,000 legitimate rows (30 false alarms).
+    y = np.r_[np.ones(60), np.zeros(5000)].astype(int)
+    flagged = np.r_[np.ones(45), np.zeros(15), np.ones(30), np.zeros(4970)]
+    from_rows = metric_intervals(y, flagged, 0.5)
+    from_counts = confusion_intervals(tn=4970, fp=30, fn=15, tp=45)
+    for key in ("precision", "recall", "f1"):
+        assert from_counts[key] == pytest.approx(from_rows[key], abs=0.03), key
+        assert from_counts[key][0] < from_counts[key][1]
+    assert from_counts["recall"][0] < 0.75 < from_counts["recall"][1]
+    assert confusion_intervals(tn=10, fp=0, fn=0, tp=0) == {}

@@ -10,7 +10,13 @@ import pytest
 from fraud_detection.data import load_dataset
 from fraud_detection.gate import paired_gain
 from fraud_detection.registry import Registry
-from fraud_detection.retraining import PromotionRule, decide, retrain
+from fraud_detection.retraining import (
+    HOLDOUT_FRAUDS,
+    PromotionRule,
+    decide,
+    holdout_fraction_for,
+    retrain,
+)
 from fraud_detection.store import open_store
 from fraud_detection.training import DEFAULT_PARAMS, TrainingOptions, train
 
@@ -69,7 +75,9 @@ def _register_champion(df: pd.DataFrame, store: Path, options: TrainingOptions) 
 def test_a_challenger_differing_only_in_its_seed_is_not_promoted(
     real: pd.DataFrame, tmp_path: Path
 ) -> None:
-    same_split = TrainingOptions(params=FEW_TREES, history_fraction=1 - HOLDOUT)
+    # The default holdout, grown from the last 10% to hold 50 frauds.
+    share = holdout_fraction_for(real, HOLDOUT, HOLDOUT_FRAUDS)
+    same_split = TrainingOptions(params=FEW_TREES, history_fraction=1 - share)
     registry = _register_champion(real, tmp_path, same_split)
     reseeded = TrainingOptions(params={**FEW_TREES, "random_state": 7})
     result = retrain(
@@ -77,7 +85,8 @@ def test_a_challenger_differing_only_in_its_seed_is_not_promoted(
     )
     assert result.decision.action == "stage", result.report
     assert result.gain is not None and not result.gain.believed
-    assert f"rests on **{result.gain.frauds} frauds**" in result.report
+    assert result.gain.frauds == HOLDOUT_FRAUDS
+    assert f"rests on **{HOLDOUT_FRAUDS} frauds**" in result.report
     assert registry.aliases()["champion"] == "1"
 
 

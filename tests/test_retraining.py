@@ -21,9 +21,11 @@ from fraud_detection.prediction_log import (
 )
 from fraud_detection.registry import Registry
 from fraud_detection.retraining import (
+    MAX_HOLDOUT_FRACTION,
     NO_PRODUCTION,
     PromotionRule,
     decide,
+    holdout_fraction_for,
     sample_production,
     score_on_holdout,
     with_production_rows,
@@ -154,6 +156,40 @@ def test_retrain_twice_on_the_same_data_promotes_once(data: Path, tmp_path: Path
     assert "## Paired bootstrap: challenger minus champion (pr_auc)" in report
     assert f"rests on **{staged['details']['holdout_frauds']} frauds**" in report
     assert staged["details"]["paired_gain"]["gain"] == 0
+
+
+def _labelled(frauds_at: list[int], rows: int = 1000) -> pd.DataFrame:
+    df = make_synthetic(rows=rows, seed=3)
+    df["Time"] = np.arange(rows, dtype=float)
+    df["Class"] = 0
+    df.loc[frauds_at, "Class"] = 1
+    return df
+
+
+def test_the_holdout_grows_until_it_holds_the_frauds_wanted() -> None:
+    # Frauds at rows 990, 950, 850 and 750: the newest 10% hold two of them.
+    df = _labelled([990, 950, 850, 750]).sample(frac=1, random_state=0)  # any row order
+    assert holdout_fraction_for(df, 0.1, 2) == 0.1
+    assert holdout_fraction_for(df, 0.1, 3) == pytest.approx(0.15)  # rows 850..999
+    assert holdout_fraction_for(df, 0.1, 4) == pytest.approx(0.25)
+    assert holdout_fraction_for(df, 0.1, 5) == MAX_HOLDOUT_FRACTION  # never more
+    assert holdout_fraction_for(df, 0.1, 0) == 0.1
+    history, holdout = time_split(df, 1 - holdout_fraction_for(df, 0.1, 3))
+    assert int(holdout["Class"].sum()) == 3 and len(holdout) == 150
+    assert history["Time"].max() < holdout["Time"].min()
+
+
+def test_retrain_sizes_its_holdout_by_fraud_count_and_says_so(data: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert retrain(data, store, "--holdout-frauds", "0").exit_code == 0
+    frauds = int(pd.read_csv(data).sort_values("Time")["Class"].tail(3000).sum())
+    wanted = frauds + 3  # more than the last 10% holds
+    result = retrain(data, store, "--holdout-frauds", str(wanted), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"grown from 10% to hold {wanted} frauds" in result.stdout
+    assert f"rests on **{wanted} frauds**" in result.stdout
+    fixed = retrain(data, store, "--holdout-frauds", "0", "--dry-run")
+    assert f"the most recent 10% of rows ({frauds} frauds; --holdout-frauds 0)" in fixed.stdout
 
 
 def test_rule_only_decides_without_the_bootstrap(data: Path, tmp_path: Path) -> None:

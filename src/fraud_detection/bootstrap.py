@@ -240,6 +240,27 @@ def recall_at_alert_budget(y: NDArray[Any], scores: NDArray[Any], alert_budget: 
     return float(stats["recall_at_budget"][0])
 
 
+def confusion_intervals(
+    tn: int, fp: int, fn: int, tp: int, *, resamples: int = RESAMPLES, seed: int = SEED
+) -> dict[str, list[float]]:
+    """Intervals of precision, recall and F1 from confusion counts alone: the class-stratified
+    bootstrap of the labelled rows, drawn as binomials (the frauds caught among the labelled
+    frauds, the false alarms among the labelled legitimate rows). Empty without both classes."""
+    frauds, legit = tp + fn, tn + fp
+    if not frauds or not legit:
+        return {}
+    rng = np.random.default_rng(seed)
+    caught = rng.binomial(frauds, tp / frauds, resamples).astype(np.float64)
+    alarms = rng.binomial(legit, fp / legit, resamples).astype(np.float64)
+    precision = _ratio(caught, caught + alarms)
+    recall = caught / frauds
+    f1 = _ratio(2 * caught, 2 * caught + alarms + (frauds - caught))
+    return {
+        name: interval(values)
+        for name, values in (("precision", precision), ("recall", recall), ("f1", f1))
+    }
+
+
 def with_interval(value: float | None, bounds: list[float] | None, digits: int = 4) -> str:
     """`0.8043 [0.7180, 0.8810]`: a figure as every output prints it, interval beside."""
     if value is None:

@@ -21,6 +21,7 @@ from ..progress import progress_display
 from ..registry import Registry
 from ..retraining import (
     HOLDOUT_FRACTION,
+    HOLDOUT_FRAUDS,
     MAX_PRODUCTION_LEGIT,
     NO_PRODUCTION,
     ProductionSample,
@@ -198,7 +199,13 @@ def train_command(
     "--holdout-fraction",
     type=float,
     show_default=str(HOLDOUT_FRACTION),
-    help="Most recent share of rows both models are scored on.",
+    help="Least share of most recent rows both models are scored on.",
+)
+@click.option(
+    "--holdout-frauds",
+    type=click.IntRange(min=0),
+    show_default=str(HOLDOUT_FRAUDS),
+    help="Grow the holdout (up to 30% of rows) until it holds this many frauds; 0: do not.",
 )
 @click.option(
     "--min-improvement",
@@ -262,6 +269,7 @@ def retrain_command(
     model_name: str | None,
     min_samples: int | None,
     holdout_fraction: float | None,
+    holdout_frauds: int | None,
     min_improvement: float | None,
     max_precision_drop: float | None,
     lookback_days: float,
@@ -291,7 +299,11 @@ def retrain_command(
     production = with_production_rows(
         df,
         _production_rows(settings, lookback_days, max_production_legit),
-        **given(holdout_fraction=holdout_fraction, min_samples=min_samples),
+        **given(
+            holdout_fraction=holdout_fraction,
+            holdout_frauds=holdout_frauds,
+            min_samples=min_samples,
+        ),
     )
     if production.rows:
         err.print(
@@ -304,7 +316,7 @@ def retrain_command(
             registry,
             rule,
             source=source,
-            **given(holdout_fraction=holdout_fraction),
+            **given(holdout_fraction=holdout_fraction, holdout_frauds=holdout_frauds),
             dry_run=dry_run,
             on_trees=on_trees,
             production=production,

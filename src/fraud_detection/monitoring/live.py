@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..bootstrap import confusion_intervals
 from ..evaluation import confusion, confusion_rates
 
 
@@ -45,7 +46,8 @@ def tally(window: pd.DataFrame) -> Tally:
 def metrics_of(t: Tally) -> dict[str, Any]:
     """Precision, recall, F1, FPR, FNR and confusion on labelled rows; fraud rate on all rows.
 
-    A ratio whose denominator is zero (no labels, no labelled frauds, nothing flagged) is None.
+    A ratio whose denominator is zero (no labels, no labelled frauds, nothing flagged) is None;
+    `ci` holds 95% bootstrap intervals of precision, recall and F1.
     """
     cm = {"tn": t.tn, "fp": t.fp, "fn": t.fn, "tp": t.tp}
     return {
@@ -57,6 +59,7 @@ def metrics_of(t: Tally) -> dict[str, Any]:
         # None rather than 0.0: "no labelled frauds" must not read as "recall 0".
         **confusion_rates(cm, undefined=None),
         "confusion_matrix": cm,
+        "ci": confusion_intervals(t.tn, t.fp, t.fn, t.tp),
     }
 
 

@@ -10,6 +10,14 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _with_ci(m: Mapping[str, Any], key: str) -> str:
+    """The figure and, when there is one, its 95% interval."""
+    bounds = m.get("ci", {}).get(key)
+    if m[key] is None or not bounds:
+        return _fmt(m[key])
+    return f"{_fmt(m[key])} [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
 def _psi_flag(value: float | None, threshold: float) -> str:
     if value is None:
         return "too few rows"
@@ -47,13 +55,14 @@ def format_report(result: MonitorResult) -> str:
         "",
         "## Live performance",
         "",
-        "Ratios are over labelled rows only; — means undefined (nothing to divide by).",
+        "Ratios are over labelled rows only; — means undefined (nothing to divide by); "
+        "[95% bootstrap interval, stratified by class].",
         "",
         "| metric | value | limit |",
         "|---|---:|---|",
-        f"| F1 | {_fmt(m['f1'])} | {f1_limit}{few_frauds} |",
-        f"| precision | {_fmt(m['precision'])} | |",
-        f"| recall | {_fmt(m['recall'])} | |",
+        f"| F1 | {_with_ci(m, 'f1')} | {f1_limit}{few_frauds} |",
+        f"| precision | {_with_ci(m, 'precision')} | |",
+        f"| recall | {_with_ci(m, 'recall')} | |",
         f"| false positive rate | {_fmt(m['fpr'], '.5f')} | ≤ {rule.max_fpr:g}{few_rows} |",
         f"| false negative rate | {_fmt(m['fnr'])} | ≤ {rule.max_fnr:g}{few_frauds} |",
         f"| predicted fraud rate (all rows) | {_fmt(m['predicted_fraud_rate'], '.4%')} | "
