@@ -261,9 +261,18 @@ def main() -> None:
     }
     baseline_name = f"(b0) (b) at {args.baseline}"
     if args.baseline:
-        tree = tmp / "baseline"
+        baseline_tree = tmp / "baseline"
         subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.baseline],
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "worktree",
+                "add",
+                "--detach",
+                str(baseline_tree),
+                args.baseline,
+            ],
             check=True,
             capture_output=True,
         )
@@ -275,7 +284,7 @@ def main() -> None:
                 "DATABASE_URL": f"sqlite:///{tmp / 'predictions-b0.db'}",
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom-b0"),
             },
-            tree,
+            baseline_tree,
         )
     postgres = scratch_postgres_database(args.postgres)
     if postgres:
@@ -318,7 +327,11 @@ def main() -> None:
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {postgres.rsplit('/', 1)[1]} WITH (FORCE)")  # type: ignore[arg-type]
     if args.baseline:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
+        # Its own name: the loop above rebinds `tree`, and removing that removed REPO itself
+        # when the benchmark ran from a worktree.
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline_tree)]
+        )
     killed = kill_run(
         {
             **ours,
