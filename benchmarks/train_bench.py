@@ -80,7 +80,8 @@ def row(name: str, m: dict) -> str:
     return (
         f"| {name} | {m['pr_auc']:.4f} | {100 * m['test_fraud_rate']:.3f}% | {m['roc_auc']:.4f} | "
         f"{m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['fpr']:.5f} | "
-        f"{m['confusion_matrix']['tp']}/{m['frauds']} | {m['confusion_matrix']['fp']} |"
+        f"{m['confusion_matrix']['tp']}/{m['frauds']} | {m['confusion_matrix']['fp']} | "
+        f"{m['recall_at_precision']:.3f} |"
     )
 
 
@@ -91,13 +92,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest, wall, peak_mb = run_fraud_train(args.data, Path(tmp) / "store")
     baseline = baseline_metrics(args.data)
-    test = manifest["metrics"]["test"]
+    from fraud_detection.bootstrap import with_interval
+
+    test, ci = manifest["metrics"]["test"], manifest["metrics"]["test_ci"]
+
+    def shown(key: str) -> str:
+        return with_interval(test[key], ci.get(key), 3)
+
     targets = {
-        "PR-AUC >= 0.82": test["pr_auc"] >= 0.82,
-        "precision >= 0.85": test["precision"] >= 0.85,
-        "recall >= 0.80": test["recall"] >= 0.80,
-        "training < 120 s": wall < 120,
-        "peak memory < 1024 MB": peak_mb < 1024,
+        "PR-AUC >= 0.82": (shown("pr_auc"), test["pr_auc"] >= 0.82),
+        "precision >= 0.85 (at the threshold)": (shown("precision"), test["precision"] >= 0.85),
+        "recall >= 0.80 (at the threshold)": (shown("recall"), test["recall"] >= 0.80),
+        "issue 13, the published time-ordered result: PR-AUC >= 0.80": (
+            shown("pr_auc"),
+            test["pr_auc"] >= 0.80,
+        ),
+        "issue 13: recall >= 0.75 at precision >= 0.85 (PR curve)": (
+            shown("recall_at_precision"),
+            test["recall_at_precision"] >= 0.75,
+        ),
+        "training < 120 s": (f"{wall:.1f} s", wall < 120),
+        "peak memory < 1024 MB": (f"{peak_mb:.0f} MB", peak_mb < 1024),
     }
     body = "\n".join(
         [
@@ -106,8 +121,8 @@ def main() -> None:
             f"the test slice is scored once.",
             "",
             "| model | PR-AUC | test fraud rate | ROC-AUC | precision | recall | F1 | FPR "
-            "| caught | false alarms |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| caught | false alarms | recall at precision >= 0.85 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             row(
                 f"`fraud train` (`{manifest['params']}`, thr. {manifest['threshold']:.3f})",
                 test,
@@ -118,9 +133,12 @@ def main() -> None:
             f"evaluate, ONNX export and parity, report, register); peak RSS **{peak_mb:.0f} MB**; "
             f"ONNX parity max |diff| {manifest['onnx_parity_max_abs_diff']:.1e}.",
             "",
-            "| target | met |",
-            "|---|---|",
-            *(f"| {k} | {'yes' if v else '**no**'} |" for k, v in targets.items()),
+            "| target | measured [95% interval] | met |",
+            "|---|---:|---|",
+            *(
+                f"| {k} | {value} | {'yes' if met else '**no**'} |"
+                for k, (value, met) in targets.items()
+            ),
         ]
     )
     write_section("Training on the real dataset", "python benchmarks/train_bench.py", body)

@@ -3,7 +3,12 @@ and the same seed gives the same interval."""
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_recall_curve,
+    roc_auc_score,
+)
 
 from fraud_detection.bootstrap import (
     confusion_intervals,
@@ -11,6 +16,7 @@ from fraud_detection.bootstrap import (
     metric_intervals,
     pool,
     recall_at_alert_budget,
+    recall_at_precision,
     resample_weights,
     weighted_metrics,
     with_interval,
@@ -83,6 +89,19 @@ def test_recall_at_budget_counts_frauds_in_the_top_alerts() -> None:
     scores[3] = 0.0  # ... but one fraud scores lowest
     assert recall_at_alert_budget(y, scores, alert_budget=20) == pytest.approx(0.75)
     assert recall_at_alert_budget(y, scores, alert_budget=2) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.85])
+def test_recall_at_precision_is_the_best_recall_on_the_pr_curve(target: float) -> None:
+    y, s = _slice()
+    w = np.random.default_rng(5).integers(0, 3, size=(3, len(y))).astype(float)
+    got = weighted_metrics(w, y, s, 0.5, precision_target=target)["recall_at_precision"]
+    for i in range(3):
+        precision, recall, _ = precision_recall_curve(y, s, sample_weight=w[i])
+        assert got[i] == pytest.approx(recall[precision >= target].max())
+    assert recall_at_precision(y, s, target) == pytest.approx(
+        precision_recall_curve(y, s)[1][precision_recall_curve(y, s)[0] >= target].max()
+    )
 
 
 def test_a_slice_without_frauds_has_no_interval() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from .bootstrap import ALERT_BUDGET, recall_at_alert_budget
+from .bootstrap import ALERT_BUDGET, PRECISION_TARGET, recall_at_alert_budget, recall_at_precision
 
 ThresholdRule = Literal["f1", "min_precision", "cost"]
 
@@ -91,8 +91,8 @@ def classification_metrics(
     slice_name: str = "test",
     alert_budget: float = ALERT_BUDGET,
 ) -> dict[str, Any]:
-    """PR-AUC first (beside the slice's fraud rate), then thresholded metrics and cost, and
-    recall at a fixed alert budget (alerts per 10,000 transactions)."""
+    """PR-AUC first (beside the slice's fraud rate), then thresholded metrics and cost, recall
+    at a fixed alert budget (alerts per 10,000 transactions) and at a precision target."""
     y = np.asarray(y_true).astype(np.int8)
     s = np.asarray(scores, dtype=np.float64)
     flagged = s >= threshold
@@ -105,6 +105,8 @@ def classification_metrics(
         **confusion_rates(cm, undefined=0.0),
         "recall_at_budget": recall_at_alert_budget(y, s, alert_budget),
         "alert_budget_per_10k": alert_budget,
+        "recall_at_precision": recall_at_precision(y, s, PRECISION_TARGET),
+        "precision_target": PRECISION_TARGET,
         "confusion_matrix": cm,
         "rows": len(y),
         "frauds": int(y.sum()),

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from . import bootstrap
-from .bootstrap import with_interval
+from .bootstrap import PRECISION_TARGET, with_interval
 from .evaluation import pr_curve
 
 SYNTHETIC_BANNER = (
@@ -63,6 +63,7 @@ METRIC_NAMES = (
     ("fpr", "False-positive rate"),
     ("fnr", "False-negative rate"),
     ("recall_at_budget", "Recall at the alert budget"),
+    ("recall_at_precision", f"Recall at precision >= {PRECISION_TARGET:g} (on the PR curve)"),
     ("expected_cost", "Expected cost"),
 )
 SLICES = ("validation", "test")

@@ -155,7 +155,15 @@ def show_command(ref: str, store_uri: str | None, model_name: str | None, as_jso
     ):
         table.add_row(field, cell(lookup(manifest, field)))
     for split in ("test", "validation"):
-        for metric in ("pr_auc", "roc_auc", "precision", "recall", "f1", "recall_at_budget"):
+        for metric in (
+            "pr_auc",
+            "roc_auc",
+            "precision",
+            "recall",
+            "f1",
+            "recall_at_budget",
+            "recall_at_precision",
+        ):
             value = lookup(manifest, f"metrics.{split}.{metric}")
             bounds = lookup(manifest, f"metrics.{split}_ci.{metric}")
             table.add_row(f"{split} {metric}", with_interval(value, bounds))

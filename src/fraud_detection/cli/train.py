@@ -11,7 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from ..bootstrap import with_interval
+from ..bootstrap import PRECISION_TARGET, with_interval
 from ..config import Settings, training_settings
 from ..data import MIN_SAMPLES
 from ..errors import PredictionLogError
@@ -75,6 +75,10 @@ def _summary(manifest: dict[str, Any], alias: str, peak_mb: float) -> Table:
         (
             f"recall at {budget:g} alerts / 10k",
             with_interval(test["recall_at_budget"], ci.get("recall_at_budget")),
+        ),
+        (
+            f"recall at precision >= {test.get('precision_target', PRECISION_TARGET):g}",
+            with_interval(test.get("recall_at_precision"), ci.get("recall_at_precision")),
         ),
         ("threshold", f"{manifest['threshold']:.4f}"),
         ("test rows / frauds", f"{test['rows']:,} / {test['frauds']}"),
