@@ -238,26 +238,24 @@ def metric_intervals(
     return {key: interval(values, level) for key, values in dist.items()}
 
 
-def recall_at_alert_budget(y: NDArray[Any], scores: NDArray[Any], alert_budget: float) -> float:
-    """Share of frauds among the top `alert_budget` per 10,000 rows by score."""
+def _unweighted(y: NDArray[Any], scores: NDArray[Any], key: str, **options: Any) -> float:
+    """One threshold-free metric of the rows as they are; NaN without frauds."""
     y = np.asarray(y)
     if not y.any():
         return float("nan")
-    ones = np.ones((1, len(y)))
-    stats = weighted_metrics(ones, y, scores, 1.0, alert_budget=alert_budget)
-    return float(stats["recall_at_budget"][0])
+    return float(weighted_metrics(np.ones((1, len(y))), y, scores, 1.0, **options)[key][0])
+
+
+def recall_at_alert_budget(y: NDArray[Any], scores: NDArray[Any], alert_budget: float) -> float:
+    """Share of frauds among the top `alert_budget` per 10,000 rows by score."""
+    return _unweighted(y, scores, "recall_at_budget", alert_budget=alert_budget)
 
 
 def recall_at_precision(
     y: NDArray[Any], scores: NDArray[Any], precision_target: float = PRECISION_TARGET
 ) -> float:
     """The best recall on the precision-recall curve whose precision is at least the target."""
-    y = np.asarray(y)
-    if not y.any():
-        return float("nan")
-    ones = np.ones((1, len(y)))
-    stats = weighted_metrics(ones, y, scores, 1.0, precision_target=precision_target)
-    return float(stats["recall_at_precision"][0])
+    return _unweighted(y, scores, "recall_at_precision", precision_target=precision_target)
 
 
 def confusion_intervals(
