@@ -153,3 +153,16 @@ def test_a_model_without_cover_answers_and_says_it_cannot_explain(
     predictions = _predict(client, _rows(), explain=True)
     assert all(p["explanation"] is None for p in predictions)
     assert client.get("/models").get_json()["champion"]["explainable"] is False
+
+
+def test_an_explainer_that_fails_to_build_never_stops_the_model_serving(
+    make_app: MakeApp, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("nodes_values")
+
+    monkeypatch.setattr("fraud_detection.serving.model.build_explainer", broken)
+    client = make_app(store).test_client()
+    predictions = _predict(client, _rows(), explain=True)
+    assert all(p["explanation"] is None for p in predictions)
+    assert client.get("/models").get_json()["champion"]["explainable"] is False

@@ -17,8 +17,9 @@ from onnx import numpy_helper
 from .schema import N_FEATURES
 
 TREE_OPS = {"TreeEnsembleClassifier"}
-# Each mode as (how the row goes to the true child, as an interval bound).
-_MODES = {b"BRANCH_LEQ", b"BRANCH_LT", b"BRANCH_GTE", b"BRANCH_GT"}
+# The split modes the exporters write, coded as TreeArrays.mode; NaN-aware and equality modes
+# never occur for these models' float inputs.
+MODE_CODES = {b"LEAF": 0, b"BRANCH_LEQ": 1, b"BRANCH_LT": 2, b"BRANCH_GTE": 3, b"BRANCH_GT": 4}
 
 
 class UnsupportedModel(ValueError):
@@ -80,8 +81,8 @@ def read_tree_arrays(onnx_bytes: bytes) -> TreeArrays:
     node, columns = _tree_node(graph)
     a = _attributes(node)
     modes = list(a["nodes_modes"])
-    if not set(modes) <= _MODES | {b"LEAF"}:
-        raise UnsupportedModel(f"unsupported split modes {set(modes) - _MODES - {b'LEAF'}}")
+    if not set(modes) <= set(MODE_CODES):
+        raise UnsupportedModel(f"unsupported split modes {set(modes) - set(MODE_CODES)}")
     transform = a.get("post_transform", b"NONE")
     if transform not in (b"NONE", b"LOGISTIC"):
         raise UnsupportedModel(f"unsupported post_transform {transform!r}")
@@ -90,8 +91,7 @@ def read_tree_arrays(onnx_bytes: bytes) -> TreeArrays:
     position = {
         (t, n): i for i, (t, n) in enumerate(zip(trees.tolist(), ids.tolist(), strict=True))
     }
-    code = {b"LEAF": 0, b"BRANCH_LEQ": 1, b"BRANCH_LT": 2, b"BRANCH_GTE": 3, b"BRANCH_GT": 4}
-    mode = np.array([code[m] for m in modes], dtype=np.int8)
+    mode = np.array([MODE_CODES[m] for m in modes], dtype=np.int8)
     leaf = mode == 0
 
     def children(name: str) -> NDArray[np.intp]:

@@ -74,6 +74,9 @@ def build_model(files: dict[str, bytes], manifest: dict[str, Any], source: str) 
     except UnsupportedModel as exc:
         log.info("model %s: no explanations (%s)", model.version, exc)
         return model
+    except Exception:  # explanations are optional: a model that scores is served without them
+        log.exception("model %s: explanations could not be built", model.version)
+        return model
     return replace(model, explainer=explainer)
 
 
