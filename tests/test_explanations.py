@@ -103,9 +103,13 @@ def test_all_contributions_add_up_to_the_probability(make_app: MakeApp, store: P
 
 def _stored(app: Flask, database_url: str) -> dict[str, Any]:
     close_app(app)  # flushes the log
-    with open_engine(database_url).connect() as conn:
-        rows = conn.execute(text("SELECT transaction_id, explanation FROM predictions"))
-        return {tid: None if e is None else json.loads(e) for tid, e in rows}
+    engine = open_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT transaction_id, explanation FROM predictions"))
+            return {tid: None if e is None else json.loads(e) for tid, e in rows}
+    finally:
+        engine.dispose()
 
 
 def test_explanations_are_stored_with_the_prediction(

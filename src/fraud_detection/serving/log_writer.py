@@ -182,6 +182,8 @@ class PredictionLogWriter:
             log.warning("prediction log: %d rows unwritten at exit", left)
         if self._spool is not None and not (self._thread and self._thread.is_alive()):
             self._spool.close()  # every row in it is written or counted
+        if self._engine is not None and not (self._thread and self._thread.is_alive()):
+            self._engine.dispose()  # the pooled connections, closed rather than left to GC
 
     def engine(self) -> Engine:
         """The database engine, created on first use, with the schema ensured."""
