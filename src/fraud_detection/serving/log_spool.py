@@ -68,7 +68,7 @@ def explanation_texts(explanations: Mapping[int, Any], rows: int) -> list[str | 
 def batch_record(batch: "LoggedBatch") -> bytes:
     """The spool record of a logged batch (numpy arrays serialised as they are)."""
     model = batch.scored.model
-    body = {
+    body: dict[str, Any] = {
         "i": batch.ids,
         "h": [batch.created_at, batch.endpoint, batch.scored.variant, model.version],
         # orjson takes C-contiguous arrays only; slices of a request's arrays may not be.
@@ -76,8 +76,9 @@ def batch_record(batch: "LoggedBatch") -> bytes:
         "p": np.ascontiguousarray(batch.scored.probabilities),
         "f": np.ascontiguousarray(batch.scored.is_fraud),
         "t": [model.threshold, batch.latency_ms],
-        "e": explanation_texts(batch.explanations, len(batch.ids)),
     }
+    if batch.explanations:  # most batches have none: their records stay as they were
+        body["e"] = list(batch.explanations.items())
     return b"\nB " + orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -92,7 +93,7 @@ def _batch_rows(body: dict[str, Any]) -> list[Row]:
     features = np.asarray(body["x"], dtype=np.float32).astype(np.float64).tolist()
     probabilities = np.asarray(body["p"], dtype=np.float32).astype(np.float64).tolist()
     head = (datetime.fromisoformat(created_at), *rest)
-    explanations = body.get("e") or [None] * len(body["i"])
+    explanations = explanation_texts(dict(body.get("e", [])), len(body["i"]))
     return log_rows(body["i"], head, features, probabilities, body["f"], body["t"], explanations)
 
 
