@@ -97,7 +97,7 @@ class Replay:
         rows: pd.DataFrame,
         options: ReplayOptions,
         *,
-        session: requests.Session | None = None,
+        session: requests.Session,
         on_progress: Callable[[Summary], None] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
@@ -105,7 +105,7 @@ class Replay:
     ) -> None:
         self.options = options
         self.url = options.url.rstrip("/")
-        self.session = session or requests.Session()
+        self.session = session
         self.headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
         self.on_progress = on_progress or (lambda summary: None)
         self.clock, self.sleep = clock, sleep
@@ -265,28 +265,17 @@ def replay(
     options: ReplayOptions,
     *,
     session: requests.Session | None = None,
-    on_progress: Callable[[Summary], None] | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = time.sleep,
-    synthetic: bool = False,
+    **hooks: Any,
 ) -> Summary:
     """Replay `rows` (index = row number, the 30 features and Class) against the service.
 
-    `session` defaults to a new keep-alive session, closed at the end; `clock` and `sleep`
-    are the monotonic clock and its sleep, replaceable in tests.
+    `session` defaults to a new keep-alive session, closed at the end; `hooks` are Replay's
+    on_progress, clock, sleep (the monotonic clock and its sleep, replaceable in tests) and
+    synthetic.
     """
     http = session or requests.Session()
     try:
-        runner = Replay(
-            rows,
-            options,
-            session=http,
-            on_progress=on_progress,
-            clock=clock,
-            sleep=sleep,
-            synthetic=synthetic,
-        )
-        return runner.run()
+        return Replay(rows, options, session=http, **hooks).run()
     finally:
         if session is None:
             http.close()
