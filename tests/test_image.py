@@ -118,6 +118,9 @@ def test_the_image_serves_a_real_row_as_its_non_root_user(
     answer = requests.post(f"{url}/predict", json=real_row, timeout=5)
     assert answer.status_code == 200, answer.text
     assert answer.json()["transaction_id"] == "real-0"
+    # The model trained inside the image carries its cover: the image explains from ONNX.
+    explained = requests.post(f"{url}/predict?explain=true", json=real_row, timeout=5).json()
+    assert [f["feature"] for f in explained["explanation"]["top_features"]]
     assert podman(env, "exec", service, "id", "-u").strip() == str(USER)
     users = podman(env, "top", service, "huser").split()[1:]
     assert len(users) >= 3, "the gunicorn master and its workers"

@@ -22,6 +22,7 @@ from ..registry import Registry
 from ..retraining import (
     HOLDOUT_FRACTION,
     HOLDOUT_FRAUDS,
+    MAX_HOLDOUT_FRACTION,
     MAX_PRODUCTION_LEGIT,
     NO_PRODUCTION,
     ProductionSample,
@@ -209,7 +210,8 @@ def train_command(
     "--holdout-frauds",
     type=click.IntRange(min=0),
     show_default=str(HOLDOUT_FRAUDS),
-    help="Grow the holdout (up to 30% of rows) until it holds this many frauds; 0: do not.",
+    help=f"Grow the holdout (up to {MAX_HOLDOUT_FRACTION:.0%} of rows) until it holds this "
+    "many frauds; 0: do not.",
 )
 @click.option(
     "--min-improvement",
