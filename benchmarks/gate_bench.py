@@ -23,6 +23,7 @@ from fraud_detection.training import (
     DEFAULT_PARAMS,
     TrainingOptions,
     features_and_label,
+    fit_rows,
     fit_with_threshold,
     split_history,
 )
@@ -37,7 +38,7 @@ WEAK = ("V1", "V2", "V5", "Amount")
 
 def scored(history: Any, x_hold: np.ndarray, options: TrainingOptions) -> tuple[np.ndarray, float]:
     fit_part, validation = split_history(history, options.validation_fraction)
-    model, threshold, _ = fit_with_threshold(fit_part, validation, options)
+    model, threshold, _ = fit_with_threshold(fit_rows(fit_part, None), validation, options)
     return model.predict_proba(x_hold)[:, 1], threshold
 
 

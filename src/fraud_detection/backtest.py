@@ -12,6 +12,7 @@ from .training import (
     TrainingOptions,
     evaluate_slices,
     features_and_label,
+    fit_rows,
     fit_with_threshold,
     split_history,
 )
@@ -42,7 +43,7 @@ def backtest(
     results = []
     for number, (start, end) in enumerate(rolling_folds(len(ordered), folds, fold_fraction), 1):
         fit_part, validation = split_history(ordered.iloc[:start], options.validation_fraction)
-        model, threshold, _ = fit_with_threshold(fit_part, validation, options)
+        model, threshold, _ = fit_with_threshold(fit_rows(fit_part, None), validation, options)
         x, y = features_and_label(ordered.iloc[start:end])
         metrics = evaluate_slices(
             {"test": (x, y, model.predict_proba(x)[:, 1])}, threshold, CostModel(options.review_fee)

@@ -8,7 +8,7 @@ import subprocess
 import time
 from dataclasses import dataclass, replace
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import joblib
 import numpy as np
@@ -124,39 +124,42 @@ def evaluate_slices(
     return metrics
 
 
-def fit_rows(
-    fit_part: pd.DataFrame, extra_fit: WeightedRows | None
-) -> tuple[NDArray[np.float64], NDArray[np.int8], NDArray[np.float64] | None]:
-    """The rows a model is fitted on: the fit part, then any weighted extra rows (weights
-    None when every row weighs one)."""
+class FitRows(NamedTuple):
+    """The rows a model is fitted on; `weights` None when every row weighs one."""
+
+    x: NDArray[np.float64]
+    y: NDArray[np.int8]
+    weights: NDArray[np.float64] | None
+
+
+def fit_rows(fit_part: pd.DataFrame, extra_fit: WeightedRows | None) -> FitRows:
+    """The fit part, then any weighted extra rows."""
     x_fit, y_fit = features_and_label(fit_part)
     if extra_fit is None or not len(extra_fit.rows):
-        return x_fit, y_fit, None
+        return FitRows(x_fit, y_fit, None)
     x_extra, y_extra = features_and_label(extra_fit.rows)
     weights = np.concatenate([np.ones(len(fit_part)), extra_fit.weights])
-    return np.vstack([x_fit, x_extra]), np.concatenate([y_fit, y_extra]), weights
+    return FitRows(np.vstack([x_fit, x_extra]), np.concatenate([y_fit, y_extra]), weights)
 
 
 def fit_with_threshold(
-    fit_part: pd.DataFrame,
+    rows: FitRows,
     validation: pd.DataFrame,
     options: TrainingOptions,
     on_trees: TreeCallback | None = None,
-    extra_fit: WeightedRows | None = None,
 ) -> tuple[Pipeline, float, NDArray[np.float64]]:
-    """Fit on the earlier rows (and the weighted `extra_fit` rows); the threshold the rule
-    prefers on the later ones, unweighted, and their scores."""
-    x_fit, y_fit, weights = fit_rows(fit_part, extra_fit)
+    """Fit on `rows` (weighted when given); the threshold the rule prefers on the later,
+    unweighted `validation` rows, and their scores."""
     x_val, y_val = features_and_label(validation)
     model = fit_model(
-        x_fit,
-        y_fit,
+        rows.x,
+        rows.y,
         options.family_params,
         options.model_features,
         options.n_jobs,
         on_trees,
         options.algorithm,
-        weights,
+        rows.weights,
     )
     val_scores = model.predict_proba(x_val)[:, 1]
     threshold = choose_threshold(
@@ -270,9 +273,8 @@ def train_on(
     x_val, y_val = features_and_label(validation)
     x_test, y_test = features_and_label(test)
     params = options.family_params
-    model, threshold, val_scores = fit_with_threshold(
-        fit_part, validation, options, on_trees, extra_fit
-    )
+    rows = fit_rows(fit_part, extra_fit)
+    model, threshold, val_scores = fit_with_threshold(rows, validation, options, on_trees)
     test_scores = model.predict_proba(x_test)[:, 1]
     metrics = evaluate_slices(
         {"validation": (x_val, y_val, val_scores), "test": (x_test, y_test, test_scores)},
@@ -281,8 +283,7 @@ def train_on(
     )
 
     # Each node's cover (its share of the fit rows) rides in the ONNX file for explanations.
-    x_fit, _, fit_weights = fit_rows(fit_part, extra_fit)
-    onnx_bytes = with_cover(export_onnx(model), x_fit, fit_weights)
+    onnx_bytes = with_cover(export_onnx(model), rows.x, rows.weights)
     parity_gap = check_parity(onnx_bytes, model, x_val)
     reference = build_reference(x_val, FEATURES, val_scores, threshold)
 
