@@ -14,8 +14,8 @@ from fraud_detection.retraining import (
     HOLDOUT_FRAUDS,
     PromotionRule,
     decide,
-    holdout_fraction_for,
     retrain,
+    size_holdout,
 )
 from fraud_detection.store import open_store
 from fraud_detection.training import DEFAULT_PARAMS, TrainingOptions, train
@@ -76,12 +76,12 @@ def test_a_challenger_differing_only_in_its_seed_is_not_promoted(
     real: pd.DataFrame, tmp_path: Path
 ) -> None:
     # The default holdout, grown from the last 10% to hold 50 frauds.
-    share = holdout_fraction_for(real, HOLDOUT, HOLDOUT_FRAUDS)
-    same_split = TrainingOptions(params=FEW_TREES, history_fraction=1 - share)
+    holdout = size_holdout(real, HOLDOUT, HOLDOUT_FRAUDS)
+    same_split = TrainingOptions(params=FEW_TREES, history_fraction=1 - holdout.share)
     registry = _register_champion(real, tmp_path, same_split)
     reseeded = TrainingOptions(params={**FEW_TREES, "random_state": 7})
     result = retrain(
-        real, registry, PromotionRule(), source="real", holdout_fraction=HOLDOUT, options=reseeded
+        real, registry, PromotionRule(), source="real", holdout=holdout, options=reseeded
     )
     assert result.decision.action == "stage", result.report
     assert result.gain is not None and not result.gain.believed
@@ -101,7 +101,7 @@ def test_a_truly_better_challenger_is_promoted(real: pd.DataFrame, tmp_path: Pat
         registry,
         PromotionRule(),
         source="real",
-        holdout_fraction=HOLDOUT,
+        holdout=size_holdout(real, HOLDOUT),
         options=TrainingOptions(params=FEW_TREES),
     )
     assert result.decision.action == "promote", result.report

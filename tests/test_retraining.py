@@ -25,9 +25,9 @@ from fraud_detection.retraining import (
     NO_PRODUCTION,
     PromotionRule,
     decide,
-    holdout_fraction_for,
     sample_production,
     score_on_holdout,
+    size_holdout,
     with_production_rows,
 )
 from fraud_detection.schema import COLUMNS, FEATURES
@@ -169,12 +169,12 @@ def _labelled(frauds_at: list[int], rows: int = 1000) -> pd.DataFrame:
 def test_the_holdout_grows_until_it_holds_the_frauds_wanted() -> None:
     # Frauds at rows 990, 950, 850 and 750: the newest 10% hold two of them.
     df = _labelled([990, 950, 850, 750]).sample(frac=1, random_state=0)  # any row order
-    assert holdout_fraction_for(df, 0.1, 2) == 0.1
-    assert holdout_fraction_for(df, 0.1, 3) == pytest.approx(0.15)  # rows 850..999
-    assert holdout_fraction_for(df, 0.1, 4) == pytest.approx(0.25)
-    assert holdout_fraction_for(df, 0.1, 5) == MAX_HOLDOUT_FRACTION  # never more
-    assert holdout_fraction_for(df, 0.1, 0) == 0.1
-    history, holdout = time_split(df, 1 - holdout_fraction_for(df, 0.1, 3))
+    assert size_holdout(df, 0.1, 2).share == 0.1
+    assert size_holdout(df, 0.1, 3).share == pytest.approx(0.15)  # rows 850..999
+    assert size_holdout(df, 0.1, 4).share == pytest.approx(0.25)
+    assert size_holdout(df, 0.1, 5).share == MAX_HOLDOUT_FRACTION  # never more
+    assert size_holdout(df, 0.1, 0).share == 0.1
+    history, holdout = time_split(df, 1 - size_holdout(df, 0.1, 3).share)
     assert int(holdout["Class"].sum()) == 3 and len(holdout) == 150
     assert history["Time"].max() < holdout["Time"].min()
 

@@ -42,18 +42,45 @@ MAX_HOLDOUT_FRACTION = 0.3
 """The holdout never takes more than this share, so the challenger keeps most of history."""
 
 
-def holdout_fraction_for(
-    df: pd.DataFrame, min_fraction: float = HOLDOUT_FRACTION, frauds: int = HOLDOUT_FRAUDS
-) -> float:
-    """The share of most recent rows the holdout takes: at least `min_fraction`, grown until
-    it holds `frauds` frauds (0: not grown), never beyond MAX_HOLDOUT_FRACTION."""
-    if frauds <= 0 or df.empty:
-        return min_fraction
+@dataclass(frozen=True)
+class Holdout:
+    """The newest `share` of rows both models are scored on, sized once per run: at least
+    `least` of the rows, grown until it holds `wanted` frauds (0: not grown)."""
+
+    share: float
+    least: float
+    wanted: int
+
+    def note(self, labels: NDArray[Any]) -> str:
+        """How the holdout was sized, and whether it holds the frauds it was sized for."""
+        held = int(np.sum(labels))
+        if self.wanted <= 0:
+            return f"the most recent {self.share:.0%} of rows ({held} frauds; --holdout-frauds 0)"
+        if self.share <= self.least and held >= self.wanted:
+            return f"the most recent {self.share:.0%} of rows, which already hold {held} frauds"
+        if held >= self.wanted:
+            return (
+                f"the most recent {self.share:.0%} of rows, grown from {self.least:.0%} to "
+                f"hold {self.wanted} frauds"
+            )
+        return (
+            f"the most recent {self.share:.0%} of rows (the most it may take) hold only {held} "
+            f"of the {self.wanted} frauds wanted: the decision rests on fewer frauds than it should"
+        )
+
+
+def size_holdout(
+    df: pd.DataFrame, least: float = HOLDOUT_FRACTION, wanted: int = HOLDOUT_FRAUDS
+) -> Holdout:
+    """The holdout of `df`: at least `least` of its newest rows, grown until it holds `wanted`
+    frauds (0: not grown), never beyond MAX_HOLDOUT_FRACTION."""
+    if wanted <= 0 or df.empty:
+        return Holdout(least, least, wanted)
     newest_first = df.sort_values("Time", kind="stable")[LABEL].to_numpy()[::-1]
-    reached = np.flatnonzero(np.cumsum(newest_first) >= frauds)
+    reached = np.flatnonzero(np.cumsum(newest_first) >= wanted)
     rows = int(reached[0]) + 1 if reached.size else len(newest_first)
     grown = min(rows / len(newest_first), MAX_HOLDOUT_FRACTION)
-    return max(min_fraction, grown)
+    return Holdout(max(least, grown), least, wanted)
 
 
 @dataclass(frozen=True)
@@ -193,12 +220,12 @@ def with_production_rows(
     df: pd.DataFrame,
     production: ProductionSample,
     *,
-    holdout_fraction: float = HOLDOUT_FRACTION,
-    holdout_frauds: int = HOLDOUT_FRAUDS,
+    holdout: Holdout | None = None,
     min_samples: int = MIN_SAMPLES,
 ) -> ProductionSample:
     """The sampled production rows that may join training: strictly earlier (Time) than the
-    holdout and not already in the dataset; validated with the dataset when any remain.
+    holdout (`size_holdout(df)` unless given) and not already in the dataset; validated with
+    the dataset when any remain.
 
     A replay of the dataset through the service (`fraud simulate`) logs rows the dataset
     already has: counting them twice would tilt the model toward them. Weighted rows never
@@ -207,7 +234,7 @@ def with_production_rows(
     rows = production.sample.rows
     if rows.empty:
         return production
-    share = holdout_fraction_for(df, holdout_fraction, holdout_frauds)
+    share = (holdout or size_holdout(df)).share
     holdout_start = time_split(df, 1 - share)[1]["Time"].min()
     known = df.loc[:, list(COLUMNS)].drop_duplicates()
     merged = rows.merge(known, on=list(COLUMNS), how="left", indicator=True)
@@ -287,24 +314,23 @@ def retrain(
     rule: PromotionRule,
     *,
     source: str,
-    holdout_fraction: float = HOLDOUT_FRACTION,
-    holdout_frauds: int = HOLDOUT_FRAUDS,
+    holdout: Holdout | None = None,
     dry_run: bool = False,
     on_trees: TreeCallback | None = None,
     production: ProductionSample = NO_PRODUCTION,
     algorithm: Algorithm | Literal["auto"] = "rf",
     options: TrainingOptions | None = None,
 ) -> RetrainResult:
-    """Train a challenger on all but the most recent rows (and the weighted `production`
-    rows, from `with_production_rows`), score both there, and decide.
+    """Train a challenger on all but the holdout's rows (`size_holdout(df)` unless given) and
+    the weighted `production` rows (from `with_production_rows`), score both there, decide.
 
     Nothing is written before the challenger is complete, so a crash leaves the champion as is.
     With `algorithm="auto"` every family is trained and the best on validation (history
     only, never the holdout) is kept.
     """
-    share = holdout_fraction_for(df, holdout_fraction, holdout_frauds)
-    history, holdout = time_split(df, 1 - share)
-    base = replace(options or TrainingOptions(), history_fraction=1 - share)
+    sized = holdout or size_holdout(df)
+    history, holdout_rows = time_split(df, 1 - sized.share)
+    base = replace(options or TrainingOptions(), history_fraction=1 - sized.share)
     if algorithm == "auto":
         trained, family_note = train_best_family(
             df,
@@ -317,7 +343,7 @@ def retrain(
     else:
         trained = train_on(
             history,
-            holdout,
+            holdout_rows,
             replace(base, algorithm=algorithm),
             data=with_extra_rows(df, production.sample),
             source=source,
@@ -326,7 +352,7 @@ def retrain(
             extra_fit=production.sample,
         )
         family_note = f"family `{algorithm}` (--algorithm)"
-    scored = score_on_holdout(trained, registry, holdout)
+    scored = score_on_holdout(trained, registry, holdout_rows)
     champion, challenger = scored.champion, scored.challenger
     gain: Gain | None = None
     compare = rule.paired_bootstrap and not rule.force
@@ -344,10 +370,10 @@ def retrain(
         "rule": asdict(rule),
         "champion": champion,
         "challenger": challenger,
-        "holdout_rows": len(holdout),
+        "holdout_rows": len(holdout_rows),
         "holdout_frauds": int(scored.labels.sum()),
-        "holdout_share": round(share, 4),
-        "holdout_frauds_wanted": holdout_frauds,
+        "holdout_share": round(sized.share, 4),
+        "holdout_frauds_wanted": sized.wanted,
         "production_rows": production.rows,
         "production_labelled": production.labelled,
         "production_legit_kept": production.legit_kept,
@@ -360,12 +386,12 @@ def retrain(
         rule,
         champion,
         challenger,
-        len(holdout),
+        len(holdout_rows),
         source,
         production,
         gain=gain,
         family_note=family_note,
-        holdout_note=holdout_note(share, holdout_fraction, holdout_frauds, scored.labels),
+        holdout_note=sized.note(scored.labels),
     )
     if dry_run:
         return RetrainResult(decision, champion, challenger, None, report, gain)
@@ -395,23 +421,6 @@ def production_note(production: ProductionSample) -> str:
         f"{production.rows:,} of {production.labelled:,}: every fraud, {legit_kept:,} "
         f"legitimate rows sampled from {production.legit:,} and weighted {weight:.2f}x; only "
         f"rows earlier than the holdout and not already in the dataset)"
-    )
-
-
-def holdout_note(share: float, least: float, wanted: int, labels: NDArray[Any]) -> str:
-    """How the holdout was sized, and whether it holds the frauds it was sized for."""
-    held = int(np.sum(labels))
-    if wanted <= 0:
-        return f"the most recent {share:.0%} of rows ({held} frauds; --holdout-frauds 0)"
-    if share <= least and held >= wanted:
-        return f"the most recent {share:.0%} of rows, which already hold {held} frauds"
-    if held >= wanted:
-        return (
-            f"the most recent {share:.0%} of rows, grown from {least:.0%} to hold {wanted} frauds"
-        )
-    return (
-        f"the most recent {share:.0%} of rows (the most it may take) hold only {held} of the "
-        f"{wanted} frauds wanted: the decision rests on fewer frauds than it should"
     )
 
 

@@ -30,6 +30,7 @@ from ..retraining import (
     RetrainResult,
     recent_labelled_rows,
     retrain,
+    size_holdout,
     with_pr_curves,
     with_production_rows,
 )
@@ -302,14 +303,12 @@ def retrain_command(
     )
     registry = Registry(open_store(settings.model_store), settings.model_name)
     df, source = load_command_data(data_uri, False, 0, **given(min_samples=min_samples))
+    holdout = size_holdout(df, **given(least=holdout_fraction, wanted=holdout_frauds))
     production = with_production_rows(
         df,
         _production_rows(settings, lookback_days, max_production_legit),
-        **given(
-            holdout_fraction=holdout_fraction,
-            holdout_frauds=holdout_frauds,
-            min_samples=min_samples,
-        ),
+        holdout=holdout,
+        **given(min_samples=min_samples),
     )
     if production.rows:
         err.print(
@@ -322,7 +321,7 @@ def retrain_command(
             registry,
             rule,
             source=source,
-            **given(holdout_fraction=holdout_fraction, holdout_frauds=holdout_frauds),
+            holdout=holdout,
             dry_run=dry_run,
             on_trees=on_trees,
             production=production,
