@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fraud_detection.log_record import LOG_COLUMNS
 from fraud_detection.monitoring import (
     DriftRule,
     count_log,
@@ -15,7 +16,6 @@ from fraud_detection.monitoring import (
     variant_metrics,
 )
 from fraud_detection.prediction_log import (
-    LOG_COLUMNS,
     ensure_schema,
     insert_predictions,
     open_engine,

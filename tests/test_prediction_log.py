@@ -10,11 +10,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
 from conftest import MakeApp
+from fraud_detection.log_record import LOG_COLUMNS
 from fraud_detection.prediction_log import (
     count_rows,
     ensure_schema,
     labelled_chunks,
     open_engine,
+    predictions,
     read_window,
     utc_now,
 )
@@ -185,3 +187,7 @@ def test_an_older_table_gets_the_columns_added_since(database_url: str) -> None:
 def test_plain_postgres_urls_use_the_installed_driver() -> None:
     engine = open_engine("postgres://u@localhost/db")
     assert engine.dialect.driver == "psycopg"
+
+
+def test_every_column_of_the_table_but_its_key_is_a_logged_value() -> None:
+    assert {c.name for c in predictions.columns} - {"id"} == set(LOG_COLUMNS)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import orjson
@@ -14,14 +14,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, text
 
+from fraud_detection.log_record import LoggedBatch
 from fraud_detection.prediction_log import count_rows, ensure_schema, open_engine, utc_now
-from fraud_detection.serving.dataplane import Scored
 from fraud_detection.serving.log_spool import replay
-from fraud_detection.serving.log_writer import LoggedBatch, PredictionLogWriter
-from fraud_detection.serving.model import LoadedModel
+from fraud_detection.serving.log_writer import PredictionLogWriter
 from waiting import wait_for
-
-MODEL = LoadedModel(version="7", threshold=0.5, manifest={}, session=cast(Any, None))
 
 
 def batch(
@@ -32,8 +29,9 @@ def batch(
     # Slices, as a request's parts are: not C-contiguous.
     x = (np.arange(n * 60, dtype=np.float32).reshape(n, 60) / 7)[:, ::2]
     p = np.linspace(0, 1, 2 * n, dtype=np.float32)[::2]
-    scored = Scored(p, p >= 0.5, MODEL, "champion")
-    return LoggedBatch(scored, x, ids, endpoint, utc_now(), 1.5, explanations or {})
+    return LoggedBatch(
+        ids, x, p, p >= 0.5, 0.5, "7", "champion", endpoint, utc_now(), 1.5, explanations or {}
+    )
 
 
 def sample(name: str, **labels: str) -> float:

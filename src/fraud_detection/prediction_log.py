@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import PredictionLogError
+from .log_record import LOG_COLUMNS
 from .schema import FEATURES, LABEL
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,6 @@ def _widen_ids(engine: Engine) -> None:
         log.info("prediction log: predictions.id widened to BIGINT")
 
 
-LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
-"""The order of the values in each row `insert_predictions` takes."""
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores times in SQLite
 _COPY_TYPE = {
     String: "text",

@@ -20,11 +20,12 @@ from numpy.typing import NDArray
 from ..config import Settings
 from ..errors import PredictionLogError, ServiceError
 from ..explain import Explanation
+from ..log_record import LoggedBatch
 from ..prediction_log import store_labels, utc_now
 from ..registry import CHALLENGER, CHAMPION
 from . import metrics
 from .holder import ModelHolder
-from .log_writer import LoggedBatch, PredictionLogWriter
+from .log_writer import PredictionLogWriter
 from .model import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -248,15 +249,20 @@ class DataPlane:
         created_at = utc_now()
         latency_ms = (time.perf_counter() - started) * 1000
         for part in parts:
+            scored = part.scored
             self.prediction_log.log(
                 LoggedBatch(
-                    part.scored,
-                    part.x,
-                    part.ids,
-                    endpoint,
-                    created_at,
-                    latency_ms,
-                    part.explanations,
+                    ids=part.ids,
+                    features=part.x,
+                    probabilities=scored.probabilities,
+                    is_fraud=scored.is_fraud,
+                    threshold=scored.model.threshold,
+                    version=scored.model.version,
+                    variant=scored.variant,
+                    endpoint=endpoint,
+                    created_at=created_at,
+                    latency_ms=latency_ms,
+                    explanations=part.explanations,
                 )
             )
         metrics.LATENCY.labels(endpoint, model.version).observe(time.perf_counter() - started)

@@ -15,67 +15,33 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 
-from ..prediction_log import LOG_COLUMNS
-
-if TYPE_CHECKING:
-    from .log_writer import LoggedBatch
+from ..log_record import LOG_COLUMNS, LoggedBatch, Row, explanation_texts, log_rows
 
 log = logging.getLogger(__name__)
 SUFFIX = ".spool"
 SEGMENT_BYTES = 8 * 1024 * 1024  # a new file past this size; drained files are removed
 
-Row = tuple[Any, ...]
 
-
-def log_rows(
-    ids: Sequence[str],
-    head: Sequence[Any],
-    features: Sequence[Sequence[float]],
-    probabilities: Sequence[float],
-    flags: Sequence[bool],
-    tail: Sequence[Any],
-    explanations: Sequence[str | None],
-) -> list[Row]:
-    """Rows in LOG_COLUMNS order: id, the batch's head, features, probability, flag, tail,
-    explanation."""
-    return [
-        (tid, *head, *values, p, flag, *tail, e)
-        for tid, values, p, flag, e in zip(
-            ids, features, probabilities, flags, explanations, strict=True
-        )
-    ]
-
-
-def explanation_texts(explanations: Mapping[int, Any], rows: int) -> list[str | None]:
-    """Each row's explanation as the JSON text the log stores (None where there is none)."""
-    texts: list[str | None] = [None] * rows
-    for row, explanation in explanations.items():
-        if explanation is not None:
-            texts[row] = orjson.dumps(explanation).decode()
-    return texts
-
-
-def batch_record(batch: "LoggedBatch") -> bytes:
+def batch_record(batch: LoggedBatch) -> bytes:
     """The spool record of a logged batch (numpy arrays serialised as they are)."""
-    model = batch.scored.model
     body: dict[str, Any] = {
         "i": batch.ids,
-        "h": [batch.created_at, batch.endpoint, batch.scored.variant, model.version],
+        "h": [batch.created_at, batch.endpoint, batch.variant, batch.version],
         # orjson takes C-contiguous arrays only; slices of a request's arrays may not be.
-        "x": np.ascontiguousarray(batch.x),
-        "p": np.ascontiguousarray(batch.scored.probabilities),
-        "f": np.ascontiguousarray(batch.scored.is_fraud),
-        "t": [model.threshold, batch.latency_ms],
+        "x": np.ascontiguousarray(batch.features),
+        "p": np.ascontiguousarray(batch.probabilities),
+        "f": np.ascontiguousarray(batch.is_fraud),
+        "t": [batch.threshold, batch.latency_ms],
     }
     if batch.explanations:  # most batches have none: their records stay as they were
         body["e"] = list(batch.explanations.items())

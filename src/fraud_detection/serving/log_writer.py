@@ -13,16 +13,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from ..config import get_settings
+from ..log_record import LoggedBatch, Row
 from ..prediction_log import (
     ensure_schema,
     error_reason,
@@ -31,12 +28,9 @@ from ..prediction_log import (
 )
 from . import metrics
 from .log_spool import (
-    Row,
     Segment,
     Spool,
     batch_record,
-    explanation_texts,
-    log_rows,
     orphan,
     orphans,
     replay,
@@ -44,38 +38,8 @@ from .log_spool import (
     spool_folder,
 )
 
-if TYPE_CHECKING:  # the data plane imports this module to log what it scored
-    from ..explain import Explanation
-    from .dataplane import Scored
-
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
-
-
-@dataclass(frozen=True)
-class LoggedBatch:
-    """One scoring call as the request saw it; expanded into rows off the request path."""
-
-    scored: "Scored"
-    x: NDArray[np.float32]
-    ids: list[str]
-    endpoint: str
-    created_at: datetime
-    latency_ms: float
-    explanations: dict[int, "Explanation | None"] = field(default_factory=dict)
-
-    def rows(self) -> list[Row]:
-        """The batch as prediction-log rows, values in LOG_COLUMNS order."""
-        model = self.scored.model
-        return log_rows(
-            self.ids,
-            (self.created_at, self.endpoint, self.scored.variant, model.version),
-            self.x.astype(np.float64).tolist(),
-            self.scored.probabilities.tolist(),
-            self.scored.is_fraud.tolist(),
-            (model.threshold, self.latency_ms),
-            explanation_texts(self.explanations, len(self.ids)),
-        )
 
 
 @dataclass(frozen=True)

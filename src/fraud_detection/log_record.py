@@ -1,0 +1,100 @@
+"""One scoring call as the prediction log records it: plain values, no model, no transport.
+
+The data plane builds a `LoggedBatch`, the log writer expands it into rows off the request
+path, the spool serialises it and a sink stores the rows. All of them import this module; it
+imports none of theirs (only the feature list), so the log never leads back to the server.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from .schema import FEATURES
+
+Row = tuple[Any, ...]
+"""One logged prediction: its values in LOG_COLUMNS order."""
+
+LOG_COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "created_at",
+    "endpoint",
+    "variant",
+    "model_version",
+    *FEATURES,
+    "probability",
+    "is_fraud",
+    "threshold",
+    "latency_ms",
+    # New columns go last: rows spooled by an older version replay with them empty.
+    "explanation",
+)
+"""The order of a row's values, as every sink takes them."""
+
+Explanation = Mapping[str, Any]
+"""A row's TreeSHAP reasons as the API answers them (JSON-ready)."""
+
+
+@dataclass(frozen=True)
+class LoggedBatch:
+    """Rows one model scored in one call, as the request saw them; expanded into rows off
+    the request path. `explanations` holds the explained rows by position (None where the
+    model could not explain)."""
+
+    ids: list[str]
+    features: NDArray[np.float32]
+    probabilities: NDArray[np.float32]
+    is_fraud: NDArray[np.bool_]
+    threshold: float
+    version: str
+    variant: str
+    endpoint: str
+    created_at: datetime
+    latency_ms: float
+    explanations: Mapping[int, Explanation | None] = field(default_factory=dict)
+
+    def rows(self) -> list[Row]:
+        """The batch as rows, values in LOG_COLUMNS order."""
+        return log_rows(
+            self.ids,
+            (self.created_at, self.endpoint, self.variant, self.version),
+            self.features.astype(np.float64).tolist(),
+            self.probabilities.tolist(),
+            self.is_fraud.tolist(),
+            (self.threshold, self.latency_ms),
+            explanation_texts(self.explanations, len(self.ids)),
+        )
+
+
+def log_rows(
+    ids: Sequence[str],
+    head: Sequence[Any],
+    features: Sequence[Sequence[float]],
+    probabilities: Sequence[float],
+    flags: Sequence[bool],
+    tail: Sequence[Any],
+    explanations: Sequence[str | None],
+) -> list[Row]:
+    """Rows in LOG_COLUMNS order: id, the batch's head, features, probability, flag, tail,
+    explanation."""
+    return [
+        (tid, *head, *values, p, flag, *tail, e)
+        for tid, values, p, flag, e in zip(
+            ids, features, probabilities, flags, explanations, strict=True
+        )
+    ]
+
+
+def explanation_texts(
+    explanations: Mapping[int, Explanation | None], rows: int
+) -> list[str | None]:
+    """Each row's explanation as the JSON text the log stores (None where there is none)."""
+    texts: list[str | None] = [None] * rows
+    for row, explanation in explanations.items():
+        if explanation is not None:
+            texts[row] = orjson.dumps(explanation).decode()
+    return texts
