@@ -1,8 +1,8 @@
 """Every failure users must tell apart, in one hierarchy.
 
 Each is mapped once: to a CLI exit code (SPEC section 11) by `exit_code`, in the CLI's one
-error handler; and, for the service, to an HTTP status by `ServiceError.status`, in the app
-factory's one error handler.
+error handler; and, for the service, each `RequestError` to an HTTP status and error body in
+the transport's one table (serving/http_errors.py).
 """
 
 
@@ -60,37 +60,45 @@ class ServiceNotReadyError(FraudError):
     """A running service did not become ready in time."""
 
 
-STATUS_REASONS = {
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    503: "unavailable",
-}
+class RequestError(FraudError):
+    """A request the service refuses or cannot answer now, in domain terms: no HTTP status.
 
+    The transport maps each kind to its status and error body, once per API surface
+    (serving/http_errors.py), as KServe's errors.py does; `field` names the input at fault.
+    """
 
-class ServiceError(FraudError):
-    """A request the service answers with an error: an HTTP status and a closed-set reason,
-    and any headers the status calls for (`Allow` on a 405, `WWW-Authenticate` on a 401)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 400,
-        reason: str | None = None,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
         self.field = field
-        self.headers = headers or {}
-        if reason is None and status == 400:
-            reason = "invalid_field" if field else "invalid_request"
-        self.reason = reason or STATUS_REASONS.get(status, f"http_{status}")
 
 
-class CodecError(ServiceError):
-    """A request body the codecs cannot decode; a 4xx naming the field."""
+class InvalidInput(RequestError):
+    """The body, a header or a parameter breaks the API's rules; nothing was scored."""
+
+
+class TooLarge(InvalidInput):
+    """A body or batch over the service's limits."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A body in a content type the API does not take."""
+
+
+class Unauthorized(RequestError):
+    """No bearer token, or one the route's guard does not accept."""
+
+
+class UnknownModel(RequestError):
+    """A model name this service does not serve."""
+
+
+class VersionNotServed(RequestError):
+    """A version of the served model that is neither its champion nor its challenger."""
+
+
+class ModelNotReady(RequestError):
+    """No champion is loaded yet (a first start with the store down, or an empty store)."""
+
+
+class LogUnavailable(RequestError):
+    """The prediction log cannot be written now (feedback); retry later."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from flask import Flask, Request, request
 
 from ..config import Settings
-from ..errors import ServiceError
+from ..errors import Unauthorized
 
 SCORING = {"predict.predict", "v2.infer", "predict.feedback"}
 ADMIN = {"ops.reload"}
@@ -45,8 +45,4 @@ def install_auth(app: Flask, settings: Settings) -> None:
         else:
             return
         if not token_allowed(bearer_token(request), needed):
-            raise ServiceError(
-                "missing or invalid bearer token",
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise Unauthorized("missing or invalid bearer token")

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from .. import __version__
-from ..errors import CodecError
+from ..errors import InvalidInput, TooLarge, UnsupportedMediaType
 from ..schema import FEATURES, N_FEATURES
 from .dataplane import Prediction
 from .model import LoadedModel
@@ -84,9 +84,8 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
     if request.mimetype not in allowed:
-        raise CodecError(
-            f"content type must be application/json, got {request.mimetype or 'none'!r}",
-            status=415,
+        raise UnsupportedMediaType(
+            f"content type must be application/json, got {request.mimetype or 'none'!r}"
         )
 
 
@@ -97,7 +96,7 @@ def read_body(request: Request) -> bytes:
     # A chunked body has no Content-Length to refuse up front, and werkzeug stops reading it
     # silently at the limit: a body that reaches the limit is refused, never cut and scored.
     if limit is not None and len(data) >= limit and request.content_length is None:
-        raise CodecError(f"body over {limit} bytes", status=413)
+        raise TooLarge(f"body over {limit} bytes")
     return data
 
 
@@ -115,15 +114,15 @@ def parse_json(body: bytes) -> Any:
         # orjson's own depth limit (1024), whatever Python's recursion limit is at the time:
         # the fallback below would recurse once per level.
         if str(exc).startswith("depth limit exceeded"):
-            raise CodecError("malformed JSON: nested too deeply") from exc
+            raise InvalidInput("malformed JSON: nested too deeply") from exc
     # orjson is strict; the standard parser accepts NaN/Infinity and integers past 64 bits,
     # to report them by field. It recurses per nesting level, hence RecursionError.
     try:
         return json.loads(body)
     except RecursionError as exc:
-        raise CodecError("malformed JSON: nested too deeply") from exc
+        raise InvalidInput("malformed JSON: nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError(f"malformed JSON: {exc}") from exc
+        raise InvalidInput(f"malformed JSON: {exc}") from exc
 
 
 def _float32(x: NDArray[np.float64], where: Callable[[int, str], str]) -> NDArray[np.float32]:
@@ -135,11 +134,11 @@ def _float32(x: NDArray[np.float64], where: Callable[[int, str], str]) -> NDArra
         row, col = (int(i) for i in np.argwhere(bad)[0])
         value = float(x[row, col])
         problem = "is not finite" if not np.isfinite(value) else "is beyond the float32 range"
-        raise CodecError(f"{where(row, FEATURES[col])}: {value!r} {problem}", field=FEATURES[col])
+        raise InvalidInput(f"{where(row, FEATURES[col])}: {value!r} {problem}", field=FEATURES[col])
     return x.astype(np.float32)
 
 
-def _explain(error: ValidationError, raw: dict[str, Any], index: int | None) -> CodecError:
+def _explain(error: ValidationError, raw: dict[str, Any], index: int | None) -> InvalidInput:
     first = error.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else None
     where = f"instances[{index}]." if index is not None else ""
@@ -147,18 +146,18 @@ def _explain(error: ValidationError, raw: dict[str, Any], index: int | None) -> 
         unknown = [k for k in raw if k not in FEATURES and k != "transaction_id"]
         guess = difflib.get_close_matches(field, unknown, n=1)
         hint = f" (found '{guess[0]}': misspelt?)" if guess else ""
-        return CodecError(f"missing field {where}{field}{hint}", field=field)
+        return InvalidInput(f"missing field {where}{field}{hint}", field=field)
     value = raw.get(field) if field else None
     message = first["msg"]
     if first["type"] == "string_pattern_mismatch":
         message = "must be printable text (no control characters)"
-    return CodecError(f"field {where}{field}: {message} (got {value!r})", field=field)
+    return InvalidInput(f"field {where}{field}: {message} (got {value!r})", field=field)
 
 
 def _transaction(raw: Any, index: int | None) -> _Base:
     if not isinstance(raw, dict):
         where = f"instances[{index}]" if index is not None else "the body"
-        raise CodecError(f"{where} must be a JSON object of the {N_FEATURES} feature fields")
+        raise InvalidInput(f"{where} must be a JSON object of the {N_FEATURES} feature fields")
     try:
         return Transaction.model_validate(raw)
     except ValidationError as exc:
@@ -171,13 +170,9 @@ def _batch(document: Any, key: str, max_batch: int) -> list[Any] | None:
         return None
     items = document[key]
     if not isinstance(items, list) or not items:
-        raise CodecError(f"{key} must be a non-empty list", field=key)
+        raise InvalidInput(f"{key} must be a non-empty list", field=key)
     if len(items) > max_batch:
-        raise CodecError(
-            f"{key} has {len(items)} items; at most {max_batch} per request",
-            field=key,
-            status=413,
-        )
+        raise TooLarge(f"{key} has {len(items)} items; at most {max_batch} per request", field=key)
     return items
 
 
@@ -203,11 +198,11 @@ def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
     both are validated."""
     query = request.args.get("explain")
     if query is not None and query not in EXPLAIN_QUERY:
-        raise CodecError(f"query explain must be true or false (got {query!r})", field="explain")
+        raise InvalidInput(f"query explain must be true or false (got {query!r})", field="explain")
     if "explain" in document:
         value = document["explain"]
         if not isinstance(value, bool):
-            raise CodecError(f"explain must be true or false (got {value!r})", field="explain")
+            raise InvalidInput(f"explain must be true or false (got {value!r})", field="explain")
         return value
     return None if query is None else EXPLAIN_QUERY[query]
 
@@ -243,7 +238,7 @@ def decode_v2(request: Request, max_batch: int) -> InferRequest:
     else:
         length = int(header_length) if header_length.isascii() and header_length.isdigit() else -1
         if not 0 <= length <= len(body):
-            raise CodecError(
+            raise InvalidInput(
                 f"Inference-Header-Content-Length {header_length!r} is not a length within "
                 f"the {len(body)}-byte body"
             )
@@ -257,7 +252,7 @@ def decode_v2(request: Request, max_batch: int) -> InferRequest:
         and len(request_id) <= id_max
         and re.fullmatch(ID_PATTERN, request_id)
     ):
-        raise CodecError(f"id must be printable text of 1 to {id_max} characters", field="id")
+        raise InvalidInput(f"id must be printable text of 1 to {id_max} characters", field="id")
     prefix = request_id or uuid.uuid4().hex
     ids = [f"{prefix}:{row}" for row in range(len(x))]
     return InferRequest(x, request_id, ids, _requested_outputs(document))
@@ -265,35 +260,33 @@ def decode_v2(request: Request, max_batch: int) -> InferRequest:
 
 def _v2_tensor(document: Any, binary: bytes, max_batch: int) -> NDArray[np.float32]:
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
-        raise CodecError("body must be an object with an 'inputs' list", field="inputs")
+        raise InvalidInput("body must be an object with an 'inputs' list", field="inputs")
     if len(document["inputs"]) != 1 or not isinstance(document["inputs"][0], dict):
-        raise CodecError("exactly one input tensor is expected", field="inputs")
+        raise InvalidInput("exactly one input tensor is expected", field="inputs")
     tensor = document["inputs"][0]
     if not isinstance(tensor.get("name", ""), str):
-        raise CodecError("the input's name must be a string", field="name")
+        raise InvalidInput("the input's name must be a string", field="name")
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
-        raise CodecError(f"datatype must be FP32 or FP64, got {datatype!r}", field="datatype")
+        raise InvalidInput(f"datatype must be FP32 or FP64, got {datatype!r}", field="datatype")
     shape: Any = tensor.get("shape")
     if isinstance(shape, list):
         # JSON does not tell 2 from 2.0, and JSON Schema counts both as integers.
         shape = [int(d) if type(d) is float and d.is_integer() else d for d in shape]
     valid_shape = isinstance(shape, list) and len(shape) == 2 and all(type(d) is int for d in shape)
     if not valid_shape or shape[1] != N_FEATURES or shape[0] < 1:
-        raise CodecError(
+        raise InvalidInput(
             f"shape must be [N, {N_FEATURES}] with N >= 1, got {shape!r}", field="shape"
         )
     if shape[0] > max_batch:
-        raise CodecError(
-            f"shape: N = {shape[0]} rows; at most {max_batch}", field="shape", status=413
-        )
+        raise TooLarge(f"shape: N = {shape[0]} rows; at most {max_batch}", field="shape")
     size = shape[0] * shape[1]
     parameters = tensor.get("parameters")
     binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if binary_size is not None:
         dtype = np.dtype(V2_DATATYPES[datatype])
         if binary_size != size * dtype.itemsize or len(binary) != binary_size:
-            raise CodecError(
+            raise InvalidInput(
                 f"binary_data_size {binary_size!r} and the {len(binary)} bytes after the header "
                 f"must both be {size * dtype.itemsize} for shape {shape} {datatype}",
                 field="data",
@@ -304,18 +297,18 @@ def _v2_tensor(document: Any, binary: bytes, max_batch: int) -> NDArray[np.float
     x = x.reshape(shape)
     if (x[:, AMOUNT] < 0).any():
         row = int(np.argmax(x[:, AMOUNT] < 0))
-        raise CodecError(f"data row {row}, Amount must be >= 0", field="Amount")
+        raise InvalidInput(f"data row {row}, Amount must be >= 0", field="Amount")
     return _float32(x, lambda row, name: f"data row {row}, feature {name}")
 
 
 def _v2_numbers(data: Any, size: int, shape: list[int]) -> NDArray[np.float64]:
     """The values of a JSON tensor: flat in row-major order, or one list per row."""
     if not isinstance(data, list):
-        raise CodecError("data must be a list of numbers", field="data")
+        raise InvalidInput("data must be a list of numbers", field="data")
     if data and type(data[0]) is list:
         # One list per row: each must be a whole row, or values would slide into other features.
         if any(type(row) is not list or len(row) != shape[1] for row in data):
-            raise CodecError(
+            raise InvalidInput(
                 f"data must be flat, or one list of {shape[1]} numbers per row", field="data"
             )
         flat = [v for row in data for v in row]
@@ -323,13 +316,13 @@ def _v2_numbers(data: Any, size: int, shape: list[int]) -> NDArray[np.float64]:
         flat = data
     if any(type(v) is not int and type(v) is not float for v in flat):
         bad = next(v for v in flat if type(v) is not int and type(v) is not float)
-        raise CodecError(f"data must hold numbers only, found {type(bad).__name__}", field="data")
+        raise InvalidInput(f"data must hold numbers only, found {type(bad).__name__}", field="data")
     if len(flat) != size:
-        raise CodecError(f"data has {len(flat)} values; shape {shape} needs {size}", field="data")
+        raise InvalidInput(f"data has {len(flat)} values; shape {shape} needs {size}", field="data")
     try:
         return np.array(flat, dtype=np.float64)
     except OverflowError as exc:
-        raise CodecError("data holds a number outside the float64 range", field="data") from exc
+        raise InvalidInput("data holds a number outside the float64 range", field="data") from exc
 
 
 def _requested_outputs(document: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
@@ -340,12 +333,12 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[tuple[str, bool], ...]
     if wanted is None:
         return tuple((name, binary) for name in V2_OUTPUTS)
     if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
-        raise CodecError('outputs must be a list of {"name": ...} objects', field="outputs")
+        raise InvalidInput('outputs must be a list of {"name": ...} objects', field="outputs")
     outputs = []
     for output in wanted:
         name = output.get("name")
         if name not in V2_OUTPUTS:
-            raise CodecError(
+            raise InvalidInput(
                 f"outputs: unknown output {name!r}; available: {', '.join(V2_OUTPUTS)}",
                 field="outputs",
             )
@@ -370,7 +363,7 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
     # Both forms at once is ambiguous: refuse it rather than store half of what was meant.
     stray = [key for key in ("transaction_id", "label") if items is not None and key in document]
     if stray:
-        raise CodecError(
+        raise InvalidInput(
             f"a body with 'labels' takes no top-level {stray[0]!r}: "
             "send one label, or put every label in 'labels'",
             field=stray[0],
@@ -382,7 +375,7 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
     for index, raw in indexed:
         where = f"labels[{index}]" if index is not None else "the body"
         if not isinstance(raw, dict):
-            raise CodecError(f"{where} must be an object with transaction_id and label")
+            raise InvalidInput(f"{where} must be an object with transaction_id and label")
         if type(raw.get("label")) is float and raw["label"] in (0.0, 1.0):
             # JSON has one number type: 1.0 is the label 1, as the schema's integer says.
             raw = {**raw, "label": int(raw["label"])}
@@ -395,7 +388,7 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
             detail = "missing" if first["type"] == "missing" else first["msg"]
             if field == "label" and first["type"] != "missing":
                 detail = "must be 1 (fraud) or 0 (legitimate)"
-            raise CodecError(
+            raise InvalidInput(
                 f"field {prefix}{field}: {detail} (got {raw.get(field or '')!r})", field=field
             ) from exc
         labels[item.transaction_id] = item.label

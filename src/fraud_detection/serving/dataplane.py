@@ -11,14 +11,19 @@ import time
 import zlib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
-from flask import current_app
 from numpy.typing import NDArray
 
 from ..config import Settings
-from ..errors import PredictionLogError, ServiceError
+from ..errors import (
+    LogUnavailable,
+    ModelNotReady,
+    PredictionLogError,
+    UnknownModel,
+    VersionNotServed,
+)
 from ..explain import Explanation
 from ..log_record import LoggedBatch
 from ..prediction_log import store_labels, utc_now
@@ -151,18 +156,17 @@ class DataPlane:
         return self.holder.ready
 
     def champion(self) -> LoadedModel:
-        """The champion, or a 503 while none is loaded."""
+        """The champion; ModelNotReady while none is loaded."""
         model = self.holder.champion
         if model is None:
-            raise ServiceError("no model loaded yet; retry shortly", status=503)
+            raise ModelNotReady("no model loaded yet; retry shortly")
         return model
 
     def model(self, name: str, version: str | None = None) -> LoadedModel:
-        """The served model a V2 path names (its champion without a version); 404 or 503."""
+        """The served model a V2 path names (its champion without a version)."""
         if name != self.settings.model_name:
-            raise ServiceError(
-                f"unknown model {name!r}; this server serves {self.settings.model_name!r}",
-                status=404,
+            raise UnknownModel(
+                f"unknown model {name!r}; this server serves {self.settings.model_name!r}"
             )
         champion = self.champion()
         if version is None:
@@ -170,7 +174,7 @@ class DataPlane:
         for model in (champion, self.holder.challenger):
             if model is not None and model.version == version:
                 return model
-        raise ServiceError(f"version {version!r} of {name!r} is not served", status=404)
+        raise VersionNotServed(f"version {version!r} of {name!r} is not served")
 
     def predict(
         self,
@@ -269,17 +273,13 @@ class DataPlane:
         return Prediction(model, ids, parts)
 
     def feedback(self, labels: dict[str, int]) -> int:
-        """Store analyst labels by transaction id; 503 (details in the server log) when the
-        database is down."""
+        """Store analyst labels by transaction id; LogUnavailable (details in the server log)
+        when the database is down."""
         try:
             store_labels(self.prediction_log.engine(), labels)
         except PredictionLogError as exc:
             log.warning("feedback not stored: %s", exc)
-            raise ServiceError(
-                "prediction log unavailable; retry later",
-                status=503,
-                reason="prediction_log_unavailable",
-            ) from exc
+            raise LogUnavailable("prediction log unavailable; retry later") from exc
         frauds = sum(labels.values())
         if frauds:
             metrics.FEEDBACK.labels("fraud").inc(frauds)
@@ -290,8 +290,3 @@ class DataPlane:
     def reload(self) -> bool:
         """Follow the aliases now instead of at the next poll; True on success."""
         return self.holder.reload()
-
-
-def current_plane() -> DataPlane:
-    """The data plane of the app handling this request."""
-    return cast(DataPlane, current_app.extensions["fraud"])

@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from . import metrics
 from .codecs import json_response
-from .dataplane import current_plane
+from .context import current_plane, http_metrics_registry
 from .openapi import openapi_document
 
 bp = Blueprint("ops", __name__)
@@ -25,7 +25,7 @@ def health() -> Any:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition(current_app.extensions["fraud_http_metrics"])
+    body, content_type = metrics.exposition(http_metrics_registry())
     return Response(body, content_type=content_type)
 
 

@@ -7,7 +7,7 @@ from flask import Blueprint, request
 
 from ..registry import CHALLENGER, CHAMPION
 from .codecs import decode_feedback, decode_predict, encode_model, encode_predict, json_response
-from .dataplane import current_plane
+from .context import current_plane
 
 bp = Blueprint("predict", __name__)
 

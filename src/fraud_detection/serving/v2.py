@@ -12,7 +12,7 @@ from .codecs import (
     encode_v2_metadata,
     json_response,
 )
-from .dataplane import current_plane
+from .context import current_plane
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
