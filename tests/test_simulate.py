@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -439,6 +440,57 @@ def test_sigint_stops_the_command_with_its_summary(service: Service, tmp_path: P
     assert report["interrupted"] is True and report["ok"] is False
     assert 5 <= report["sent"] < 400 and report["labels_unsent"] == report["scored"]
     assert b"Traceback" not in stderr
+
+
+def issuer_run(service: Service, *args: str) -> Result:
+    """`fraud simulate --labels issuer` in compressed time (no --label-delay: not its option)."""
+    base = ["--url", service.url, "--json", "--labels", "issuer", "--start", "2026-03-01T00:00Z"]
+    return CliRunner().invoke(cli, ["simulate", *base, *args])
+
+
+def test_issuer_labels_follow_the_event_time_with_source_and_observed_at(
+    service: Service, tmp_path: Path
+) -> None:
+    path, new = dataset(tmp_path, rows=2_000, fraud_rate=0.05)
+    result = issuer_run(
+        service, "--data", path, "--days", "14", "--speed", str(14 * 86_400 / 2),
+        "--batch-size", "20", "--chargeback-rate", "1", "--chargeback-delay-days", "3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sent = service.transactions()
+    times = [datetime.fromisoformat(t["event_time"]) for t in sent]
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    assert times[0] == start and times[-1] == start + timedelta(days=14)
+    assert times == sorted(times)
+    prefix = summary(result)["transaction_prefix"]
+    truth = {f"{prefix}-{i}": int(c) for i, c in new.Class.items()}
+    flagged = {t["transaction_id"] for t in sent if t["V14"] < -2}
+    at = dict(zip((t["transaction_id"] for t in sent), times, strict=True))
+    labels = [item for _, item in service.labels]
+    assert labels and len({x["transaction_id"] for x in labels}) == len(labels)
+    for item in labels:
+        tid = item["transaction_id"]
+        assert item["label"] == truth[tid]
+        assert item["source"] == ("review" if tid in flagged else "chargeback")
+        assert datetime.fromisoformat(item["observed_at"]) >= at[tid]
+        assert item["label"] == 1 or tid in flagged, "a legitimate row is labelled only by review"
+    frauds = {tid for tid, c in truth.items() if c == 1}
+    assert frauds <= {x["transaction_id"] for x in labels}, "every fraud, at chargeback rate 1"
+    issuer = summary(result)["issuer"]
+    assert issuer["reviews"] == len(flagged) and issuer["alerts_unreviewed"] == 0
+    assert issuer["chargebacks"] == len(frauds - flagged)
+    assert summary(result)["labels_sent"] == len(labels)
+
+
+def test_issuer_and_uniform_options_do_not_mix(service: Service, tmp_path: Path) -> None:
+    path, _ = dataset(tmp_path)
+    mixed = CliRunner().invoke(
+        cli, ["simulate", "--url", service.url, "--data", path, "--review-capacity", "5"]
+    )
+    assert mixed.exit_code == 2 and "--review-capacity needs --labels issuer" in mixed.output
+    other = issuer_run(service, "--data", path, "--label-delay", "1")
+    assert other.exit_code == 2 and "--label-delay is for --labels uniform" in other.output
+    assert not service.requests
 
 
 def test_real_new_data_replays_its_most_recent_fifth(service: Service, real_data: Path) -> None:

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FRAUD_LOG_RETENTION_DAYS", "log_retention_days"),
     )
     """Days of predictions `fraud log prune` keeps: three times retraining's 30-day lookback."""
+    label_maturity_days: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias=AliasChoices("FRAUD_LABEL_MATURITY_DAYS", "label_maturity_days"),
+    )
+    """Days after which an unlabelled prediction is presumed legitimate (the dispute window
+    most chargebacks arrive within); a younger one is unknown, never legitimate."""
     mlflow_tracking_uri: str = Field(
         default="", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
     )

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -10,8 +11,11 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import UsageError
 from ..simulate import (
     HISTORY_FRACTION,
+    ISSUER_SPEED,
+    IssuerOptions,
     ReplayOptions,
     Shift,
     ShiftError,
@@ -29,9 +33,27 @@ from .console import err, given, load_command_data, out
 SYNTHETIC = "SYNTHETIC"
 
 
-def _default(field: str) -> str:
-    """A ReplayOptions default, for the help text of the option that falls back to it."""
-    return str(getattr(ReplayOptions, field))
+def _default(field: str, options: type = ReplayOptions) -> str:
+    """A ReplayOptions (or IssuerOptions) default, for the help text of the option that falls
+    back to it."""
+    return str(getattr(options, field))
+
+
+def _issuer(field: str) -> str:
+    return _default(field, IssuerOptions)
+
+
+def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """--start as naive UTC (a time without a zone is UTC)."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time", ctx=ctx, param=param
+        ) from exc
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
 def _shifts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Shift]:
@@ -91,6 +113,8 @@ def _summary_table(summary: Summary, tag: str) -> Table:
     ]
     for name, value in rows:
         table.add_row(f"{tag}{name}", value)
+    for name, count in (summary.issuer or {}).items():
+        table.add_row(f"{tag}issuer: {name.replace('_', ' ')}", f"{count:,}")
     for reason, count in sorted(summary.errors.items()):
         table.add_row(f"{tag}error: {reason}", f"{count:,}")
     return table
@@ -159,6 +183,62 @@ def _summary_table(summary: Summary, tag: str) -> Table:
 )
 @click.option("--seed", type=int, show_default=_default("seed"), help="Seed of the label sample.")
 @click.option(
+    "--labels",
+    "label_process",
+    type=click.Choice(["uniform", "issuer"]),
+    default="uniform",
+    show_default=True,
+    help="uniform: a random --label-fraction of rows, --label-delay after scoring. issuer: as a "
+    "card issuer learns them: reviews of the best-scored alerts, chargebacks of missed frauds, "
+    "never a label for a legitimate row (the --review-* and --chargeback-* options).",
+)
+@click.option(
+    "--review-capacity",
+    type=click.IntRange(min=0),
+    show_default=_issuer("review_capacity"),
+    help="Issuer: alerts reviewed a simulated day, highest score first.",
+)
+@click.option(
+    "--review-delay",
+    type=click.FloatRange(min=0, min_open=True),
+    show_default=_issuer("review_delay_hours"),
+    help="Issuer: hours between the analysts' review rounds; a review's label arrives at the end "
+    "of the round that took its alert (0 to this many hours after it). An alert waits a day at "
+    "most.",
+)
+@click.option(
+    "--chargeback-delay-days",
+    type=click.FloatRange(min=0, min_open=True),
+    show_default=_issuer("chargeback_delay_days"),
+    help="Issuer: mean days from a missed fraud to its chargeback, drawn from a gamma "
+    "distribution of shape 2; none later than FRAUD_LABEL_MATURITY_DAYS (60).",
+)
+@click.option(
+    "--chargeback-rate",
+    type=click.FloatRange(0, 1),
+    show_default=_issuer("chargeback_rate"),
+    help="Issuer: share of the frauds review did not confirm that are ever charged back.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Simulated seconds per wall second: each row's Time becomes its event_time (from "
+    "--start) and paces the replay instead of --rate; labels carry observed_at. "
+    f"[default: {ISSUER_SPEED:g} (a day a second) with --labels issuer, else off]",
+)
+@click.option(
+    "--start",
+    callback=_start,
+    metavar="TIME",
+    help="Event time of the first row, ISO 8601 (UTC without a zone). [default: now]",
+)
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stretch the rows' Time over this many simulated days. [default: their own span, "
+    "7.7 hours for the real new data]",
+)
+@click.option(
     "--transaction-prefix",
     help="Transaction ids are PREFIX-<row number> (default: sim-<random run id>).",
 )
@@ -196,6 +276,14 @@ def simulate(
     label_delay: float | None,
     label_fraction: float | None,
     seed: int | None,
+    label_process: str,
+    review_capacity: int | None,
+    review_delay: float | None,
+    chargeback_delay_days: float | None,
+    chargeback_rate: float | None,
+    speed: float | None,
+    start: datetime | None,
+    days: float | None,
     transaction_prefix: str | None,
     timeout: float | None,
     feedback_deadline: float | None,
@@ -206,9 +294,21 @@ def simulate(
 
     The last (1 - --history-fraction) of the rows by Time play the transactions that arrive
     after the model ships: each goes to /predict at --rate, and --label-delay seconds after
-    it was scored its label goes to /feedback, as an analyst would confirm it later. Exit 0
-    when everything was scored and labelled, 1 when any request ultimately failed.
+    it was scored its label goes to /feedback, as an analyst would confirm it later. With
+    --labels issuer the labels come as a card issuer gets them, in simulated time (--speed).
+    Exit 0 when everything was scored and labelled, 1 when any request ultimately failed.
     """
+    issuer = given(
+        review_capacity=review_capacity,
+        review_delay_hours=review_delay,
+        chargeback_delay_days=chargeback_delay_days,
+        chargeback_rate=chargeback_rate,
+    )
+    uniform = given(label_delay=label_delay, label_fraction=label_fraction)
+    if label_process == "uniform" and issuer:
+        raise UsageError(f"--{next(iter(issuer)).replace('_', '-')} needs --labels issuer")
+    if label_process == "issuer" and uniform:
+        raise UsageError(f"--{next(iter(uniform)).replace('_', '-')} is for --labels uniform")
     options = ReplayOptions(
         **given(
             url=url,
@@ -219,7 +319,12 @@ def simulate(
             seed=seed,
             timeout=timeout,
             feedback_deadline=feedback_deadline,
+            speed=speed,
+            start=start,
+            days=days,
         ),
+        labels="issuer" if label_process == "issuer" else "uniform",
+        issuer=IssuerOptions(**issuer),
         token=token or None,
         prefix=transaction_prefix or f"sim-{run_id()}",
     )
@@ -232,8 +337,8 @@ def simulate(
     drift = f"; shifts {', '.join(map(str, shifts))}" if shifts else ""
     err.print(
         f"{tag}Replaying {len(rows):,} transactions ({int(rows['Class'].sum()):,} frauds) "
-        f"from {source} to {options.url} at {_rate(options.rate)}, {options.batch_size} per "
-        f"request; labels {options.label_delay:g} s later; ids {options.prefix}-<row>{drift}",
+        f"from {source} to {options.url} at {_pace(options)}, {options.batch_size} per "
+        f"request; {_labelling(options)}; ids {options.prefix}-<row>{drift}",
         highlight=False,
         soft_wrap=True,
     )
@@ -244,8 +349,21 @@ def simulate(
         raise click.exceptions.Exit(1)
 
 
-def _rate(rate: float) -> str:
-    return f"{rate:g} tx/s" if rate > 0 else "full speed"
+def _pace(options: ReplayOptions) -> str:
+    if options.pace:
+        return f"{options.pace:g} simulated seconds a second"
+    return f"{options.rate:g} tx/s" if options.rate > 0 else "full speed"
+
+
+def _labelling(options: ReplayOptions) -> str:
+    if options.labels == "uniform":
+        return f"labels {options.label_delay:g} s later"
+    i = options.issuer
+    return (
+        f"issuer labels: {i.review_capacity} reviews a day every {i.review_delay_hours:g} h, "
+        f"{i.chargeback_rate:.0%} of missed frauds charged back after {i.chargeback_delay_days:g} "
+        "days on average"
+    )
 
 
 def _report(summary: Summary, tag: str, as_json: bool, prefix: str, shifts: list[Shift]) -> None:

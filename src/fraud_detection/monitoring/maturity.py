@@ -16,9 +16,6 @@ from typing import Any
 from .live import Tally, metrics_of
 from .status import Figure, measured, ratio, unknown
 
-DEFAULT_MATURITY_DAYS = 60.0
-"""Days after which an unlabelled transaction is presumed legitimate: the dispute window most
-chargebacks arrive within."""
 SOURCES = ("review", "chargeback", "other")
 """Where a label came from: an analyst's review of an alert, a cardholder's dispute, or
 anything else (labels stored before sources existed read as other)."""

@@ -4,6 +4,7 @@ until they are due or the service can take them again."""
 import heapq
 import itertools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,27 @@ class PendingLabel:
     transaction_id: str
     label: int
     due: float
-    """When it first became due: `label_delay` after its transaction was scored."""
+    """When it first became due (wall clock): `label_delay` after its transaction was scored,
+    or when the simulated issuer learnt it."""
+    source: str | None = None
+    """review or chargeback (the simulated issuer); None leaves the service's default."""
+    observed_at: datetime | None = None
+    """When it was learnt in simulated time; None: when the service receives it."""
     attempts: int = 0
+
+    def body(self) -> dict[str, Any]:
+        """The label as /feedback takes it."""
+        item: dict[str, Any] = {"transaction_id": self.transaction_id, "label": self.label}
+        if self.source is not None:
+            item["source"] = self.source
+        if self.observed_at is not None:
+            item["observed_at"] = iso_utc(self.observed_at)
+        return item
+
+
+def iso_utc(at: datetime) -> str:
+    """A naive UTC time as ISO 8601 with its zone: 2026-03-01T09:00:00.000000Z."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LabelQueue:

@@ -6,6 +6,13 @@ service scored join a queue; `/feedback` receives them once they are `label_dela
 old, in batches, while the replay goes on. After the last transaction the loop waits for the
 remaining labels and sends them.
 
+With `speed` the replay runs in simulated time: each row's Time becomes its `event_time` (from
+`start`, stretched over `days`), the rows go out at `speed` simulated seconds per wall second
+instead of at `rate`, and labels carry the simulated moment they were learnt (`observed_at`).
+With `labels="issuer"` an issuer's label process decides which labels come and when: reviews
+of the best-scored alerts up to a daily capacity, chargebacks of missed frauds weeks later,
+never a label for a legitimate row (see `issuer`).
+
 Failures degrade, never crash: a connection error or 5xx from `/predict` is retried a couple
 of times and then counted; a 4xx is counted at once; labels the service cannot store now
 (503, connection error) stay queued and are retried until `feedback_deadline`.
@@ -16,7 +23,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,8 +32,10 @@ import requests
 
 from ..config import get_settings
 from ..errors import UsageError
+from ..prediction_log import utc_now
 from ..schema import FEATURES, LABEL
-from .labels import LabelQueue, PendingLabel, choose_labelled
+from .issuer import IssuerLabels, IssuerOptions
+from .labels import LabelQueue, PendingLabel, choose_labelled, iso_utc
 from .service import (
     Answer,
     Clock,
@@ -37,8 +47,11 @@ from .service import (
     scored_rows,
 )
 from .summary import Summary
-from .traffic import due_time
+from .traffic import SimClock, due_time, event_times
 
+LABEL_PROCESSES = ("uniform", "issuer")
+ISSUER_SPEED = 86_400.0
+"""The pace of `--labels issuer` when no --speed is given: a simulated day each second."""
 FATAL_STATUSES = (401, 403)
 """Answers that every following request would get too: the replay stops instead of counting."""
 
@@ -75,6 +88,22 @@ class ReplayOptions:
     """Due labels are sent at most this often, so they travel in batches, not one by one."""
     max_batch: int = field(default_factory=lambda: get_settings().max_batch)
     """The most transactions (or labels) the service takes in one request: FRAUD_MAX_BATCH."""
+    labels: Literal["uniform", "issuer"] = "uniform"
+    """uniform: a random `label_fraction` of the rows, `label_delay` after scoring; issuer:
+    reviews and chargebacks as `issuer` describes."""
+    issuer: IssuerOptions = field(default_factory=IssuerOptions)
+    speed: float | None = None
+    """Simulated seconds per wall second; None: no simulated time (`rate` paces), except with
+    issuer labels, which run at ISSUER_SPEED."""
+    start: datetime | None = None
+    """The first row's event time (naive UTC); None: when the replay starts."""
+    days: float | None = None
+    """Simulated days the rows' Time is stretched over; None: their own span."""
+
+    @property
+    def pace(self) -> float | None:
+        """The simulated speed this replay runs at, or None without simulated time."""
+        return ISSUER_SPEED if self.speed is None and self.labels == "issuer" else self.speed
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= self.max_batch:
@@ -83,6 +112,12 @@ class ReplayOptions:
             )
         if self.rate < 0 or self.label_delay < 0:
             raise UsageError("rate and label delay must not be negative")
+        if self.labels not in LABEL_PROCESSES:
+            raise UsageError(f"labels must be one of {', '.join(LABEL_PROCESSES)}")
+        if self.speed is not None and not self.speed > 0:
+            raise UsageError(f"--speed must be above 0, not {self.speed}")
+        if self.days is not None and not self.days > 0:
+            raise UsageError(f"--days must be above 0, not {self.days}")
 
 
 class _Stop(Exception):
@@ -112,20 +147,38 @@ class Replay:
         self.ids = [f"{options.prefix}-{index}" for index in rows.index]
         self.features = rows.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
         self.labels = rows[LABEL].to_numpy(dtype=np.int64)
-        self.labelled = choose_labelled(len(rows), options.label_fraction, options.seed)
+        start = options.start or utc_now()
+        self.events = event_times(rows, start, options.days) if options.pace else None
+        self.sim: SimClock | None = None
+        self.issuer = (
+            IssuerLabels(self.labels, start, options.issuer, options.seed)
+            if options.labels == "issuer"
+            else None
+        )
+        self.labelled = choose_labelled(
+            len(rows), options.label_fraction if self.issuer is None else 0.0, options.seed
+        )
         self.queue = LabelQueue()
         self.summary = Summary(len(rows), int(self.labelled.sum()), synthetic=synthetic)
         self.last_flush = -math.inf
         self.started = 0.0
+        self.start = start
 
     def run(self) -> Summary:
         """Replay every transaction, then send the labels still waiting; Ctrl-C stops cleanly."""
         started = self.started = self.clock()
+        if self.options.pace:
+            self.sim = SimClock(self.start, self.options.pace, started)
         replay_end: float | None = None
+        size = self.options.batch_size
         try:
-            for first in range(0, len(self.ids), self.options.batch_size):
-                self._wait_until(due_time(started, first, self.options.rate))
-                self._predict(range(first, min(first + self.options.batch_size, len(self.ids))))
+            for first in range(0, len(self.ids), size):
+                self._wait_until(self._due(first))
+                batch = range(first, min(first + size, len(self.ids)))
+                self._predict(batch)
+                if self.sim is not None and self.events is not None:
+                    following = self.events[batch.stop] if batch.stop < len(self.ids) else None
+                    self.sim.sent_until(following, self.clock())
                 self._send_due_labels()
             replay_end = self.clock()
             self._send_remaining_labels()
@@ -136,10 +189,18 @@ class Replay:
         finally:
             now = self.clock()
             self.summary.labels_unsent += len(self.queue.drain())
+            if self.issuer is not None:
+                self.summary.issuer = self.issuer.counts()
             self.summary.replay_seconds = (now if replay_end is None else replay_end) - started
             self.summary.elapsed_seconds = now - started
             self.on_progress(self.summary)
         return self.summary
+
+    def _due(self, row: int) -> float:
+        """When row `row` goes out: at its simulated time, or at `rate` from the start."""
+        if self.sim is not None and self.events is not None:
+            return self.sim.wall_at(self.events[row])
+        return due_time(self.started, row, self.options.rate)
 
     def _wait_until(self, due: float) -> None:
         """Sleep until `due`, sending labels that fall due in the meantime."""
@@ -151,15 +212,22 @@ class Replay:
             self.sleep(max(0.0, min(due, self._next_flush()) - now))
 
     def _next_flush(self) -> float:
-        """When labels may next be sent (infinity when none are queued)."""
+        """When labels may next be sent (infinity when none are queued or to come)."""
         ready = self.queue.next_at()
+        learnt = self.issuer.next_at() if self.issuer is not None else None
+        if learnt is not None and self.sim is not None:
+            wall = self.sim.wall_at(learnt)
+            ready = wall if ready is None else min(ready, wall)
         if ready is None:
             return math.inf
         return max(ready, self.last_flush + self.options.flush_interval)
 
+    def _labels_left(self) -> bool:
+        return bool(len(self.queue) or (self.issuer is not None and len(self.issuer)))
+
     def _send_remaining_labels(self) -> None:
         """After the last transaction: wait for each queued label and send it."""
-        while len(self.queue):
+        while self._labels_left():
             now = self.clock()
             wake = self._next_flush()
             if wake > now:
@@ -184,12 +252,16 @@ class Replay:
         else:
             due = self.clock() + self.options.label_delay
             for i in batch:
-                if self.ids[i] not in scored:
+                verdict = scored.get(self.ids[i])
+                if verdict is None:
                     self._count_failure("predict answer without the transaction", 1, answer)
                     continue
                 summary.scored += 1
-                summary.flagged += int(scored[self.ids[i]])
-                if self.labelled[i]:
+                summary.flagged += int(verdict.is_fraud)
+                if self.issuer is not None and self.events is not None:
+                    at = self.events[i]
+                    self.issuer.scored(i, self.ids[i], at, verdict.probability, verdict.is_fraud)
+                elif self.labelled[i]:
                     self.queue.add(PendingLabel(self.ids[i], int(self.labels[i]), due))
                     summary.labels_queued += 1
         self.on_progress(summary)
@@ -197,6 +269,8 @@ class Replay:
     def _transaction(self, i: int) -> dict[str, Any]:
         record: dict[str, Any] = {"transaction_id": self.ids[i]}
         record.update(zip(FEATURES, self.features[i].tolist(), strict=True))
+        if self.events is not None:
+            record["event_time"] = iso_utc(self.events[i])
         return record
 
     def _post_with_retries(self, path: str, body: Any) -> Answer:
@@ -224,14 +298,31 @@ class Replay:
         if now < self._next_flush():
             return
         self.last_flush = now
+        self._learn(now)
         while batch := self.queue.take(now, self.options.max_batch):
             self._send_labels(batch)
         self.on_progress(self.summary)
 
+    def _learn(self, now: float) -> None:
+        """Queue the labels the simulated issuer has learnt by now."""
+        if self.issuer is None or self.sim is None:
+            return
+        for learnt in self.issuer.release(self.sim.now(now)):
+            label = PendingLabel(
+                learnt.transaction_id, learnt.label, now, learnt.source, learnt.observed_at
+            )
+            self.queue.add(label)
+            self.summary.labels_planned += 1
+            self.summary.labels_queued += 1
+
     def _send_labels(self, batch: list[PendingLabel]) -> None:
         """POST one batch to /feedback; keep it queued when the service cannot store it now."""
         summary = self.summary
-        body = {"labels": [{"transaction_id": p.transaction_id, "label": p.label} for p in batch]}
+        if self.sim is not None:  # in simulated time a label is learnt when it is sent
+            moment = self.sim.now(self.clock())
+            for pending in batch:
+                pending.observed_at = pending.observed_at or moment
+        body = {"labels": [pending.body() for pending in batch]}
         try:
             answer = self._post("/feedback", body)
         except KeyboardInterrupt:

@@ -5,7 +5,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -85,17 +85,27 @@ def wait_until_ready(
     )
 
 
-def scored_rows(answer: Answer, ids: list[str]) -> dict[str, bool] | None:
-    """{transaction_id: is_fraud} of a 200 /predict answer (one object or `predictions`)."""
+class ScoredRow(NamedTuple):
+    """What /predict said of one transaction."""
+
+    is_fraud: bool
+    probability: float
+
+
+def scored_rows(answer: Answer, ids: list[str]) -> dict[str, ScoredRow] | None:
+    """{transaction_id: its verdict} of a 200 /predict answer (one object or `predictions`)."""
     body = answer.body
     predictions = body.get("predictions") if isinstance(body, dict) and len(ids) > 1 else [body]
     if not isinstance(predictions, list):
         return None
-    scored: dict[str, bool] = {}
+    scored: dict[str, ScoredRow] = {}
     for item in predictions:
         if not isinstance(item, dict) or "is_fraud" not in item:
             return None
-        scored[str(item.get("transaction_id"))] = bool(item["is_fraud"])
+        probability = item.get("fraud_probability")
+        if not isinstance(probability, int | float):
+            return None
+        scored[str(item.get("transaction_id"))] = ScoredRow(bool(item["is_fraud"]), probability)
     return scored
 
 

@@ -27,6 +27,8 @@ class Summary:
     elapsed_seconds: float = 0.0
     interrupted: bool = False
     stopped: str | None = None
+    issuer: dict[str, int] | None = None
+    """What the simulated issuer learnt (reviews, chargebacks...), with --labels issuer."""
 
     @property
     def rate(self) -> float:
@@ -67,5 +69,6 @@ class Summary:
             "interrupted": self.interrupted,
             "stopped": self.stopped,
             "synthetic": self.synthetic,
+            "issuer": self.issuer,
             "ok": self.ok,
         }

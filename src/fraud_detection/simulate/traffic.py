@@ -5,6 +5,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -101,3 +102,49 @@ def spread_rows(rows: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 def due_time(start: float, sent: int, rate: float) -> float:
     """When the transaction after the first `sent` is due at `rate` per second (0: now)."""
     return start + sent / rate if rate > 0 else start
+
+
+def event_times(rows: pd.DataFrame, start: datetime, days: float | None) -> list[datetime]:
+    """Each row's event time: its Time after the first row's, from `start`; stretched so the
+    rows span `days` (default: their own span, seconds as the dataset counts them)."""
+    offsets = (rows["Time"] - rows["Time"].iloc[0]).to_numpy(dtype=np.float64)
+    span = float(offsets[-1]) if len(offsets) else 0.0
+    if days is not None and span > 0:
+        offsets = offsets * (days * 86_400 / span)
+    return [start + timedelta(seconds=float(s)) for s in offsets]
+
+
+class SimClock:
+    """Simulated time: `speed` simulated seconds per wall second from `start`, never past the
+    next row still to send (a replay that lags behind its rows holds simulated time there
+    instead of letting reviews and chargebacks run ahead of the transactions), never back."""
+
+    def __init__(self, start: datetime, speed: float, wall: float) -> None:
+        if not speed > 0:
+            raise UsageError(f"--speed must be above 0, not {speed}")
+        self.speed = speed
+        self._sim, self._wall = start, wall
+        self._latest = start
+        self._bound: datetime | None = start
+
+    def _running(self, wall: float) -> datetime:
+        return self._sim + timedelta(seconds=(wall - self._wall) * self.speed)
+
+    def now(self, wall: float) -> datetime:
+        """The simulated moment at wall-clock time `wall`."""
+        now = self._running(wall)
+        if self._bound is not None:
+            now = min(now, self._bound)
+        self._latest = max(self._latest, now)
+        return self._latest
+
+    def wall_at(self, at: datetime) -> float:
+        """When (wall clock) the simulated moment `at` comes, at the current pace."""
+        return self._wall + (at - self._sim).total_seconds() / self.speed
+
+    def sent_until(self, next_row: datetime | None, wall: float) -> None:
+        """Rows up to the one of event time `next_row` (None: every row) went out at `wall`: a
+        late replay carries on from where simulated time was held."""
+        if self._running(wall) > self.now(wall):
+            self._sim, self._wall = self._latest, wall
+        self._bound = next_row
