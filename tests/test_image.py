@@ -24,6 +24,8 @@ from prometheus_helpers import REPO, free_port
 from serving_helpers import train_into
 from waiting import wait_for
 
+pytestmark = pytest.mark.long  # an end-to-end run: see pyproject.toml
+
 TAG = "localhost/fraud-detection:test"
 USER = 10001
 GRACEFUL_TIMEOUT = runpy.run_path(str(REPO / "src/fraud_detection/gunicorn_conf.py"))[

@@ -26,6 +26,8 @@ from proxy_helpers import running_nginx
 from serving_helpers import serve, train_into, transaction
 from waiting import wait_for
 
+pytestmark = pytest.mark.long  # an end-to-end run: see pyproject.toml
+
 REPLICAS = 3
 RELOAD_INTERVAL = 2.0
 CLIENTS = 4
