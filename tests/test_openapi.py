@@ -36,10 +36,13 @@ def response_schema(doc: dict[str, Any], path: str, method: str, status: int) ->
 
 
 def openapi_paths(app: Flask) -> set[tuple[str, str]]:
-    """(path template, method) of every route the app answers, in OpenAPI's spelling."""
+    """(path template, method) of every API route the app answers, in OpenAPI's spelling.
+
+    The review pages are left out: a browser's HTML forms (CSRF-guarded, session-signed), not
+    an API a client codes against."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("review."):
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         routes |= {(path, m.lower()) for m in rule.methods or () if m not in {"HEAD", "OPTIONS"}}

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     admin_token: str = Field(
         default="", validation_alias=AliasChoices("FRAUD_ADMIN_TOKEN", "admin_token")
     )
+    analyst_tokens: str = Field(
+        default="", validation_alias=AliasChoices("FRAUD_ANALYST_TOKENS", "analyst_tokens")
+    )
+    """The review page's sign-in tokens: comma-separated `token` or `name:token` entries."""
     reload_interval: float = Field(
         default=30.0, validation_alias=AliasChoices("FRAUD_RELOAD_INTERVAL", "reload_interval")
     )

@@ -11,9 +11,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -72,6 +75,45 @@ feedback = Table(
     Column("received_at", DateTime(), nullable=False),
 )
 
+# Every label ever stored, in order, beside `feedback` (which keeps the current one): the
+# review page shows a transaction's earlier labels, and its Undo puts the previous one back.
+label_history = Table(
+    "label_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("transaction_id", String(128), nullable=False, index=True),
+    Column("label", SmallInteger, nullable=False),
+    Column("source", String(16), nullable=False, server_default="other"),
+    Column("reviewer", String(128), nullable=True),
+    Column("observed_at", DateTime(), nullable=True),
+    Column("received_at", DateTime(), nullable=False),
+    Column("undone_at", DateTime(), nullable=True),
+    # A reviewer's last label, for Undo, without reading every label ever stored.
+    Index("ix_label_history_reviewer", "reviewer", "id"),
+)
+
+ALERT = (predictions.c.is_fraud == true()) & (predictions.c.variant != "shadow")
+"""A flagged row that was answered (a shadow model's flags reach no one): an analyst's alert."""
+# Partial indexes: only the alerts (about 0.2% of rows) pay for them on insert. The review
+# queue walks the first in the review policy's order; its day counts and day filter the second.
+Index(
+    "ix_predictions_alerts_queue",
+    predictions.c.probability.desc(),
+    predictions.c.created_at,
+    predictions.c.transaction_id,
+    predictions.c.id,
+    sqlite_where=ALERT,
+    postgresql_where=ALERT,
+)
+Index(
+    "ix_predictions_alerts_day",
+    predictions.c.created_at,
+    sqlite_where=ALERT,
+    postgresql_where=ALERT,
+)
+
 
 def utc_now() -> datetime:
     """Now, as the naive UTC time the log stores."""
@@ -107,9 +149,16 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def is_logging(conn: Connection) -> bool:
+    """True once a service has created the log's predictions and labels; tables that later
+    versions added (label_history) may still be missing until it restarts."""
+    return {predictions.name, feedback.name} <= set(inspect(conn).get_table_names())
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create the tables, and add columns that later versions introduced to older tables."""
     try:
+        missing = set(metadata.tables) - set(inspect(engine).get_table_names())
         try:
             metadata.create_all(engine)
         except SQLAlchemyError:
@@ -126,9 +175,39 @@ def ensure_schema(engine: Engine) -> None:
                         name = engine.dialect.identifier_preparer.quote(column.name)
                         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
                         log.info("prediction log: added column %s.%s", table.name, column.name)
+        _add_indexes(engine)
+        if label_history.name in missing:
+            _backfill_history(engine)
         _widen_ids(engine)
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
+
+
+def _add_indexes(engine: Engine) -> None:
+    """Create the indexes later versions introduced on older tables. On a big log each is one
+    pass over the table while writers wait (the log writer buffers): run it on a quiet hour."""
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {index["name"] for index in existing.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name in have:
+                continue
+            try:
+                index.create(engine)
+            except SQLAlchemyError:
+                # Another worker created it between the check and the CREATE: fine.
+                if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                    raise
+            log.info("prediction log: added index %s", index.name)
+
+
+def _backfill_history(engine: Engine) -> None:
+    """Start a new label history with the labels already stored, so Undo never drops one."""
+    shared = [c.name for c in label_history.columns if c.name != "id" and c.name in feedback.c]
+    unrecorded = ~exists().where(label_history.c.transaction_id == feedback.c.transaction_id)
+    query = select(*(feedback.c[name] for name in shared)).where(unrecorded)
+    with engine.begin() as conn:
+        conn.execute(label_history.insert().from_select(shared, query))
 
 
 def _widen_ids(engine: Engine) -> None:
@@ -214,6 +293,7 @@ def store_labels(engine: Engine, labels: Mapping[str, int]) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(statement, rows)
+            conn.execute(label_history.insert(), rows)
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
 
@@ -236,7 +316,7 @@ def read_window(engine: Engine, since: datetime) -> pd.DataFrame:
     )
     try:
         with engine.connect() as conn:
-            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+            if not is_logging(conn):
                 frame = pd.DataFrame(columns=[c.name for c in query.selected_columns])
             else:
                 frame = pd.read_sql(query, conn)
@@ -269,7 +349,7 @@ def labelled_chunks(
     )
     try:
         with engine.connect() as conn:
-            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+            if not is_logging(conn):
                 return
             streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
             for part in streamed.execute(query).partitions():
@@ -287,12 +367,16 @@ PRUNE_BATCH = 10_000
 def prune(engine: Engine, before: datetime, batch_rows: int = PRUNE_BATCH) -> tuple[int, int]:
     """Delete the predictions logged before `before`, then the labels received before it
     whose transaction has no prediction left; `batch_rows` per short transaction, so the
-    writers never wait on one long delete. Returns (predictions, labels) deleted."""
+    writers never wait on one long delete; the label history of those transactions goes with
+    them. Returns (predictions, labels) deleted."""
     stale = predictions.c.created_at < before
     orphan = (feedback.c.received_at < before) & ~exists().where(
         predictions.c.transaction_id == feedback.c.transaction_id
     )
-    batches = (
+    orphan_history = (label_history.c.received_at < before) & ~exists().where(
+        predictions.c.transaction_id == label_history.c.transaction_id
+    )
+    batches = [
         predictions.delete().where(
             predictions.c.id.in_(select(predictions.c.id).where(stale).limit(batch_rows))
         ),
@@ -301,12 +385,17 @@ def prune(engine: Engine, before: datetime, batch_rows: int = PRUNE_BATCH) -> tu
                 select(feedback.c.transaction_id).where(orphan).limit(batch_rows)
             )
         ),
+    ]
+    history = label_history.delete().where(
+        label_history.c.id.in_(select(label_history.c.id).where(orphan_history).limit(batch_rows))
     )
-    deleted = [0, 0]
+    deleted = [0, 0, 0]
     try:
         with engine.connect() as conn:
-            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+            if not is_logging(conn):
                 return 0, 0
+            if inspect(conn).has_table(label_history.name):
+                batches.append(history)
         for which, statement in enumerate(batches):
             while True:
                 with engine.begin() as conn:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     DateTime,
     Engine,
     func,
-    inspect,
     literal_column,
     select,
     type_coerce,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import PredictionLogError
-from ..prediction_log import error_reason, feedback, metadata, predictions
+from ..prediction_log import error_reason, feedback, is_logging, predictions
 from ..reference import bin_counts
 from ..schema import FEATURES
 from .live import Tally, tally
@@ -85,7 +84,7 @@ def count_log(
     score_edges = reference["score"]["edges"]
     try:
         with engine.connect() as conn:
-            if not set(metadata.tables) <= set(inspect(conn).get_table_names()):
+            if not is_logging(conn):
                 empty = {name: [0] * (len(profiles[name]["edges"]) + 1) for name in names}
                 return WindowCounts(Tally(), empty, [0] * (len(score_edges) + 1)), {}
             in_window = _logged_since(engine, since)

@@ -14,6 +14,7 @@ from .dataplane import DataPlane
 from .holder import ModelHolder
 from .http_errors import install_error_handlers
 from .log_writer import PredictionLogWriter
+from .review import install_review
 
 ENDPOINTS = {"predict.predict": "predict", "v2.infer": "v2_infer", "predict.feedback": "feedback"}
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["fraud"] = plane
     for blueprint in (predict.bp, v2.bp, ops.bp):
         app.register_blueprint(blueprint)
+    install_review(app, settings)
     # HTTP metrics for the other routes, in a registry per app (tests build many apps in one
     # process). Scoring routes are left out: fraud_prediction_latency_seconds and
     # fraud_request_errors_total already measure them, with model labels, at half the cost.

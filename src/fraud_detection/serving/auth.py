@@ -26,12 +26,17 @@ def token_allowed(given: str | None, allowed: Iterable[str]) -> bool:
     return any(matches)
 
 
+def scoring_tokens(settings: Settings) -> list[str]:
+    """FRAUD_API_TOKENS, split."""
+    return [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
+
+
 def install_auth(app: Flask, settings: Settings) -> None:
     """Guard scoring with FRAUD_API_TOKENS and admin with FRAUD_ADMIN_TOKEN.
 
     With neither set, auth is off (a local run) and no hook is installed at all.
     """
-    api = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
+    api = scoring_tokens(settings)
     admin = [settings.admin_token] if settings.admin_token else []
     if not api and not admin:
         return
