@@ -25,6 +25,7 @@ from fraud_detection.prediction_log import (
 )
 from fraud_detection.reference import build_reference
 from fraud_detection.schema import FEATURES
+from fraud_detection.sql_sink import open_sink
 
 MANIFEST: dict[str, Any] = {"version": 4, "model_features": list(FEATURES[1:]),
                             "metrics": {"test": {"f1": 0.8}}}  # fmt: skip
@@ -81,7 +82,7 @@ def test_counts_in_sql_judge_exactly_as_the_window_in_memory(database_url: str) 
     assert 1_000 < len(window) < len(rows)
     served = window[window["variant"] != "shadow"]
     expected = evaluate(served, reference, MANIFEST, RULE, period=(start, end))
-    counts, variants = count_log(engine, start, reference, "4")
+    counts, variants = count_log(open_sink(database_url), start, reference, "4")
     result = judge(counts, reference, MANIFEST, RULE, period=(start, end))
 
     assert result.to_json() == expected.to_json()
@@ -92,6 +93,6 @@ def test_counts_in_sql_judge_exactly_as_the_window_in_memory(database_url: str) 
 
 def test_counts_of_an_empty_log_judge_nothing(database_url: str) -> None:
     reference = build_reference(np.zeros((10, len(FEATURES))), FEATURES, np.zeros(10), 0.5)
-    counts, variants = count_log(open_engine(database_url), utc_now(), reference, "1")
+    counts, variants = count_log(open_sink(database_url), utc_now(), reference, "1")
     assert variants == {} and counts.served.rows == 0 and counts.scored == 0
     assert judge(counts, reference, MANIFEST).metrics["predicted_fraud_rate"] is None

@@ -18,6 +18,7 @@ from fraud_detection.log_record import LoggedBatch
 from fraud_detection.prediction_log import count_rows, ensure_schema, open_engine, utc_now
 from fraud_detection.serving.log_spool import replay
 from fraud_detection.serving.log_writer import PredictionLogWriter
+from fraud_detection.sql_sink import SqlSink
 from waiting import wait_for
 
 
@@ -50,7 +51,7 @@ def writers(tmp_path: Path) -> Iterator[list[PredictionLogWriter]]:
 def start(
     writers: list[PredictionLogWriter], factory: Callable[[], Engine], tmp_path: Path, **kw: Any
 ) -> PredictionLogWriter:
-    writer = PredictionLogWriter(factory, spool_dir=tmp_path / "spool", **kw)
+    writer = PredictionLogWriter(SqlSink(factory), spool_dir=tmp_path / "spool", **kw)
     writer.start()
     writers.append(writer)
     return writer
@@ -178,7 +179,9 @@ import sys, time
 from pathlib import Path
 from test_prediction_log_writer import batch, full_disk
 from fraud_detection.serving.log_writer import PredictionLogWriter
-writer = PredictionLogWriter(full_disk(sys.argv[1]), spool_dir=Path(sys.argv[2]), retry_window=600)
+from fraud_detection.sql_sink import SqlSink
+sink = SqlSink(full_disk(sys.argv[1]))
+writer = PredictionLogWriter(sink, spool_dir=Path(sys.argv[2]), retry_window=600)
 writer.start()
 writer.log(batch([f"spooled-{i}" for i in range(300)]))
 print("logged", flush=True)

@@ -7,7 +7,7 @@ imports none of theirs (only the feature list), so the log never leads back to t
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,15 @@ LOG_COLUMNS: tuple[str, ...] = (
 
 Explanation = Mapping[str, Any]
 """A row's TreeSHAP reasons as the API answers them (JSON-ready)."""
+
+SHADOW = "shadow"
+"""The variant of rows scored in the shadow of the champion: logged, never answered."""
+
+
+def utc_now() -> datetime:
+    """Now, as the naive UTC time the log stores (SQLite has no time zones, and one
+    convention beats two)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

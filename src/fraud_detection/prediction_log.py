@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import PredictionLogError
 from .log_record import LOG_COLUMNS
+from .log_record import utc_now as utc_now  # the log's clock, where it has always been
+from .prediction_sink import PRUNE_BATCH
 from .schema import FEATURES, LABEL
 
 log = logging.getLogger(__name__)
@@ -113,11 +115,6 @@ Index(
     sqlite_where=ALERT,
     postgresql_where=ALERT,
 )
-
-
-def utc_now() -> datetime:
-    """Now, as the naive UTC time the log stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def normalise_url(url: str) -> str:
@@ -358,10 +355,6 @@ def labelled_chunks(
                 yield rows
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
-
-
-PRUNE_BATCH = 10_000
-"""Rows one prune transaction deletes: tens of milliseconds, so a writer waits no longer."""
 
 
 def prune(engine: Engine, before: datetime, batch_rows: int = PRUNE_BATCH) -> tuple[int, int]:

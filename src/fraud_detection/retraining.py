@@ -17,7 +17,8 @@ from .evaluation import classification_metrics
 from .families import Algorithm, TreeCallback
 from .gate import MIN_CONFIDENCE, Gain, paired_gain
 from .inference import onnx_fraud_probability, onnx_session
-from .prediction_log import labelled_chunks, open_engine, utc_now
+from .log_record import utc_now
+from .prediction_sink import PredictionSink
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
 from .schema import COLUMNS, FEATURES, LABEL
@@ -206,14 +207,14 @@ def sample_production(
 
 
 def recent_labelled_rows(
-    database_url: str, lookback_days: float, max_legit: int = MAX_PRODUCTION_LEGIT
+    sink: PredictionSink, lookback_days: float, max_legit: int = MAX_PRODUCTION_LEGIT
 ) -> ProductionSample:
     """Labelled rows the service logged in the last `lookback_days` (none for 0 or less), as
     a bounded sample; PredictionLogError when the log cannot be read."""
     if lookback_days <= 0:
         return NO_PRODUCTION
     since = utc_now() - timedelta(days=lookback_days)
-    return sample_production(labelled_chunks(open_engine(database_url), since), max_legit)
+    return sample_production(sink.labelled_chunks(since), max_legit)
 
 
 def with_production_rows(

@@ -5,7 +5,9 @@ from datetime import timedelta
 import click
 
 from ..config import get_settings
-from ..prediction_log import PRUNE_BATCH, open_engine, prune, utc_now
+from ..log_record import utc_now
+from ..prediction_sink import PRUNE_BATCH
+from ..sql_sink import open_sink
 from .console import out
 
 
@@ -34,7 +36,7 @@ def prune_command(older_than: float | None, database_url: str | None, batch_rows
     """Delete old predictions, and labels left without a prediction, in short batches."""
     settings = get_settings(database_url=database_url, log_retention_days=older_than)
     before = utc_now() - timedelta(days=settings.log_retention_days)
-    predictions, labels = prune(open_engine(settings.database_url), before, batch_rows)
+    predictions, labels = open_sink(settings.database_url).prune(before, batch_rows)
     out.print(
         f"Pruned {predictions:,} predictions and {labels:,} labels logged before "
         f"{before:%Y-%m-%d %H:%M} UTC."

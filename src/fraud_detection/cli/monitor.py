@@ -11,10 +11,11 @@ import click
 
 from ..config import Settings, get_settings
 from ..errors import PushError
+from ..log_record import utc_now
 from ..monitoring import DriftRule, monitor_champion, push_gauges
 from ..monitoring.trigger import ACTIONS, COOLDOWN, WorkflowDispatch, act_on_drift
-from ..prediction_log import open_engine, utc_now
 from ..registry import Registry
+from ..sql_sink import open_sink
 from ..store import open_store
 from .console import err
 
@@ -90,7 +91,7 @@ def monitor(
     registry = Registry(open_store(settings.model_store), settings.model_name)
     end = utc_now()
     run = monitor_champion(
-        registry, open_engine(settings.database_url), rule, end - timedelta(days=lookback_days), end
+        registry, open_sink(settings.database_url), rule, end - timedelta(days=lookback_days), end
     )
     result, report = run.result, run.report()
     if report_path:

@@ -34,6 +34,7 @@ from ..retraining import (
     with_pr_curves,
     with_production_rows,
 )
+from ..sql_sink import open_sink
 from ..store import open_store
 from ..training import TrainingOptions, train
 from .console import err, given, load_command_data, mirror_to_mlflow, out
@@ -350,7 +351,7 @@ def _production_rows(settings: Settings, lookback_days: float, max_legit: int) -
     """Recent labelled rows of the prediction log, sampled; none (with a warning) when it
     cannot be read."""
     try:
-        return recent_labelled_rows(settings.database_url, lookback_days, max_legit)
+        return recent_labelled_rows(open_sink(settings.database_url), lookback_days, max_legit)
     except PredictionLogError as exc:
         err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
         return NO_PRODUCTION

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
+from ..prediction_sink import PredictionSink
 from ..registry import CHAMPION, Registry
 from .drift import DriftRule, MonitorResult, judge
 from .live import metrics_by_variant
@@ -33,13 +32,13 @@ class Monitoring:
 
 
 def monitor_champion(
-    registry: Registry, engine: Engine, rule: DriftRule, start: datetime, end: datetime
+    registry: Registry, sink: PredictionSink, rule: DriftRule, start: datetime, end: datetime
 ) -> Monitoring:
     """Judge the champion on the rows logged in [start, end] against its reference, from
-    counts the database aggregates (memory does not grow with the window)."""
+    counts the sink aggregates (memory does not grow with the window)."""
     manifest = registry.manifest(CHAMPION)
     version = str(manifest["version"])
     reference = json.loads(registry.read_file(version, "reference.json"))
-    counts, variants = count_log(engine, start, reference, version)
+    counts, variants = count_log(sink, start, reference, version)
     result = judge(counts, reference, manifest, rule, period=(start, end))
     return Monitoring(result, metrics_by_variant(variants))

@@ -5,8 +5,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
 
 from ..config import Settings, get_settings
-from ..prediction_log import open_engine
 from ..registry import Registry
+from ..sql_sink import open_sink
 from ..store import open_store
 from . import ops, predict, v2
 from .auth import install_auth
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.serving_cache / settings.model_name,
     )
     prediction_log = PredictionLogWriter(
-        lambda: open_engine(settings.database_url),
+        open_sink(settings.database_url),
         capacity=settings.log_capacity,
         spool_dir=settings.log_spool_dir,
     )

@@ -25,8 +25,7 @@ from ..errors import (
     VersionNotServed,
 )
 from ..explain import Explanation
-from ..log_record import LoggedBatch
-from ..prediction_log import store_labels, utc_now
+from ..log_record import SHADOW, LoggedBatch, utc_now
 from ..registry import CHALLENGER, CHAMPION
 from . import metrics
 from .holder import ModelHolder
@@ -231,7 +230,7 @@ class DataPlane:
         if self.settings.shadow:
             return [
                 Part(score(champion, x, CHAMPION), every, x, ids),
-                Part(score(challenger, x, "shadow"), every, x, ids, answered=False),
+                Part(score(challenger, x, SHADOW), every, x, ids, answered=False),
             ]
         share = self.settings.challenger_traffic
         to_challenger = np.array([bucket(tid) < share for tid in ids], dtype=bool)
@@ -276,7 +275,7 @@ class DataPlane:
         """Store analyst labels by transaction id; LogUnavailable (details in the server log)
         when the database is down."""
         try:
-            store_labels(self.prediction_log.engine(), labels)
+            self.prediction_log.sink.store_labels(labels)
         except PredictionLogError as exc:
             log.warning("feedback not stored: %s", exc)
             raise LogUnavailable("prediction log unavailable; retry later") from exc

@@ -1,31 +1,23 @@
-"""Each worker's prediction-log writer: a bounded in-memory buffer drained by one thread.
+"""Each worker's prediction-log writer: a bounded in-memory buffer drained by one thread into
+a `PredictionSink` (the database).
 
-Requests only append to the buffer and the worker's spool file, so a slow or down database
-never delays them. Every row is written, or counted in `fraud_prediction_log_dropped_total`
-with its reason: the buffer was full, the database failed for longer than the retry window,
-the database refused the row's values (found by bisecting its batch: it never takes other rows
-with it), or the worker stopped first. Rows of a worker killed outright stay in its spool, and
-the next writer to start writes them.
+Requests only append to the buffer and the worker's spool file, so a slow or down sink never
+delays them. Every row is written, or counted in `fraud_prediction_log_dropped_total` with its
+reason: the buffer was full, the sink failed for longer than the retry window, the sink
+refused the row's values (found by bisecting its batch: it never takes other rows with it), or
+the worker stopped first. Rows of a worker killed outright stay in its spool, and the next
+writer to start writes them.
 """
 
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-
-from ..config import get_settings
 from ..log_record import LoggedBatch, Row
-from ..prediction_log import (
-    ensure_schema,
-    error_reason,
-    insert_predictions,
-    refused_rows,
-)
+from ..prediction_sink import PredictionSink, RefusedRows
 from . import metrics
 from .log_spool import (
     Segment,
@@ -83,11 +75,12 @@ class _Progress:
 
 
 class PredictionLogWriter:
-    """Bounded buffer of logged batches and the thread that writes them in transactions."""
+    """Bounded buffer of logged batches and the thread that writes them to a sink. Without
+    `spool_dir`, rows are in memory only (a killed worker loses them)."""
 
     def __init__(
         self,
-        engine_factory: Callable[[], Engine],
+        sink: PredictionSink,
         *,
         capacity: int = 10_000,
         batch_rows: int = 200,
@@ -95,9 +88,7 @@ class PredictionLogWriter:
         retry_window: float = 30.0,
         spool_dir: Path | None = None,
     ) -> None:
-        self._engine_factory = engine_factory
-        self._engine: Engine | None = None
-        self._engine_lock = threading.Lock()
+        self.sink = sink
         self._capacity = capacity
         self._batch_rows = batch_rows
         self._flush_interval = flush_interval
@@ -146,25 +137,18 @@ class PredictionLogWriter:
             log.warning("prediction log: %d rows unwritten at exit", left)
         if self._spool is not None and not (self._thread and self._thread.is_alive()):
             self._spool.close()  # every row in it is written or counted
-        if self._engine is not None and not (self._thread and self._thread.is_alive()):
-            self._engine.dispose()  # the pooled connections, closed rather than left to GC
-
-    def engine(self) -> Engine:
-        """The database engine, created on first use, with the schema ensured."""
-        with self._engine_lock:  # the writer thread and /feedback may both ask first
-            if self._engine is None:
-                engine = self._engine_factory()
-                ensure_schema(engine)
-                self._engine = engine
-            return self._engine
+        if not (self._thread and self._thread.is_alive()):
+            self.sink.close()
 
     def _open_spool(self) -> Spool | None:
-        root = self._spool_dir or get_settings().log_spool_dir
+        if self._spool_dir is None:
+            return None
         try:
-            url = self._engine_factory().url.render_as_string(hide_password=False)
-            return Spool(spool_folder(root, url))
+            return Spool(spool_folder(self._spool_dir, self.sink.destination))
         except Exception as exc:  # a bad URL or folder: the log runs without crash safety
-            log.warning("prediction log: no spool in %s (%s): a crash loses its rows", root, exc)
+            log.warning(
+                "prediction log: no spool in %s (%s): a crash loses its rows", self._spool_dir, exc
+            )
             return None
 
     @staticmethod
@@ -231,15 +215,13 @@ class PredictionLogWriter:
             chunk = rows[lo:hi]
             try:
                 if None in chunk:
-                    raise ValueError("rows that could not be built")
-                insert_predictions(self.engine(), chunk)  # type: ignore[arg-type]
+                    raise RefusedRows("rows that could not be built")
+                self.sink.write(chunk)  # type: ignore[arg-type]
             except Exception as exc:  # refused values are isolated, anything else retried
-                if self._refused(exc):
+                if isinstance(exc, RefusedRows):
                     ranges.popleft()
                     if hi - lo == 1:
-                        log.warning(
-                            "prediction log: the database refused a row: %s", error_reason(exc)
-                        )
+                        log.warning("prediction log: the log refused a row: %s", exc)
                         self._finish(progress, 1, "rejected")
                     else:
                         mid = (lo + hi) // 2
@@ -250,7 +232,7 @@ class PredictionLogWriter:
                     left = sum(h - low for low, h in ranges)
                     self._finish(progress, left, reason)
                     left += self._drop_buffer(reason)
-                    log.warning("prediction log: dropped %d rows: %s", left, error_reason(exc))
+                    log.warning("prediction log: dropped %d rows: %s", left, exc)
                     self._stop.wait(MAX_BACKOFF)  # rows arriving meanwhile wait in the gauge
                     return
                 delay = min(delay * 2, MAX_BACKOFF)
@@ -259,11 +241,6 @@ class PredictionLogWriter:
             self._failing_since = None
             self._finish(progress, hi - lo, None)
 
-    def _refused(self, exc: Exception) -> bool:
-        return isinstance(exc, ValueError) or (
-            self._engine is not None and refused_rows(self._engine, exc)
-        )
-
     def _retry(self, exc: Exception, delay: float) -> bool:
         """Wait `delay` and say to retry, unless the outage has outlasted the retry window."""
         now = time.monotonic()
@@ -271,7 +248,7 @@ class PredictionLogWriter:
             self._failing_since = now
         if self._stop.is_set() or now + delay - self._failing_since > self._retry_window:
             return False
-        log.warning("prediction log: write failed, retry in %.1f s: %s", delay, error_reason(exc))
+        log.warning("prediction log: write failed, retry in %.1f s: %s", delay, exc)
         self._stop.wait(delay)  # on stop, one last attempt
         return True
 

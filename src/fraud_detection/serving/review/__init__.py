@@ -9,7 +9,7 @@ last one back. Every answer is HTML: errors too, and never with a stack trace.
 import logging
 import posixpath
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -30,6 +30,7 @@ from ...config import Settings
 from ...errors import PredictionLogError, RequestError
 from ...prediction_log import utc_now
 from ...schema import FEATURES
+from ...sql_sink import SqlSink
 from ..context import current_plane
 from ..http_errors import refusal
 from . import access
@@ -168,7 +169,8 @@ def _filter_args(where: QueueFilter) -> dict[str, Any]:
 
 
 def _engine() -> Any:
-    return current_plane().prediction_log.engine()
+    # The review queue's queries are SQL: it runs on the SQL sink's database.
+    return cast(SqlSink, current_plane().prediction_log.sink).ready_engine()
 
 
 def _today_counts(where: QueueFilter) -> Any:

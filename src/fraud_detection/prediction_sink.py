@@ -1,0 +1,90 @@
+"""Where logged predictions go and are read back: the `PredictionSink` protocol.
+
+The service's log writer writes rows to a sink and /feedback stores labels in it; monitoring,
+retraining and `fraud log prune` read and trim it. They know only this protocol: the SQL
+implementation (`sql_sink.SqlSink`, over `prediction_log`'s tables) is chosen at the edges by
+`sql_sink.open_sink`, and another backend is one more class with these methods.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from .errors import PredictionLogError
+from .log_record import Row
+
+PRUNE_BATCH = 10_000
+"""Rows one prune step deletes: short enough that writers never wait on one long delete."""
+
+
+class RefusedRows(PredictionLogError):
+    """The sink refused the values of the rows written: writing the same rows again cannot
+    succeed (any other error of `write` is an outage, which may pass)."""
+
+
+@dataclass(frozen=True)
+class WindowAggregate:
+    """A window of the log reduced to counts, however many rows it holds.
+
+    `groups`: (variant, model_version, is_fraud, label or None, rows) for every combination
+    present. `feature_bins[name]` and `score_bins` count the served rows (every variant but
+    shadow), per bin of the edges asked for, bin k holding edges[k-1] <= value < edges[k];
+    `score_bins` only the rows of the version asked for.
+    """
+
+    groups: list[tuple[str, str, bool, int | None, int]]
+    feature_bins: dict[str, list[int]]
+    score_bins: list[int]
+
+
+class PredictionSink(Protocol):
+    """The prediction log as its writers and readers use it. Every method raises
+    PredictionLogError when the log cannot be reached; reads of a log nothing was ever
+    written to answer empty."""
+
+    @property
+    def destination(self) -> str:
+        """Where rows go, the same across restarts (spools are kept per destination, so rows
+        are never replayed into another log)."""
+        ...
+
+    def write(self, rows: Sequence[Row]) -> None:
+        """Append rows (values in LOG_COLUMNS order) all together or not at all; RefusedRows
+        when their values were refused."""
+        ...
+
+    def store_labels(self, labels: Mapping[str, int]) -> None:
+        """Store analyst labels by transaction id; a later label replaces an earlier one."""
+        ...
+
+    def read_window(self, since: datetime) -> pd.DataFrame:
+        """The rows logged since `since` in LOG_COLUMNS (but latency_ms) with their label
+        (NaN until one arrives), oldest first."""
+        ...
+
+    def aggregate_window(
+        self,
+        since: datetime,
+        feature_edges: Mapping[str, Sequence[float]],
+        score_edges: Sequence[float],
+        version: str,
+    ) -> WindowAggregate:
+        """The counts of the rows logged since `since` that monitoring judges."""
+        ...
+
+    def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+        """The labelled rows since `since`, one per transaction (its latest score), in the
+        training schema, `chunk_rows` at a time."""
+        ...
+
+    def prune(self, before: datetime, batch_rows: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete the rows logged before `before`, then the labels received before it left
+        without a row, `batch_rows` per step; returns (rows, labels) deleted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (the sink may be used again after)."""
+        ...
