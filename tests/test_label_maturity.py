@@ -37,7 +37,7 @@ def test_a_label_counts_once_observed_by_the_judging_moment() -> None:
 
 
 def test_the_mature_window_ends_at_the_horizon() -> None:
-    assert HORIZON.mature_window(timedelta(days=7)) == (
+    assert HORIZON.mature_window(AS_OF - timedelta(days=7)) == (
         AS_OF - timedelta(days=67),
         AS_OF - timedelta(days=60),
     )

@@ -11,7 +11,17 @@ from numpy.typing import ArrayLike
 
 from ..reference import bin_counts, shares_of_counts
 from ..schema import FEATURES
-from .live import metrics_of
+from .live import Tally, metrics_of, with_rates_of
+from .maturity import (
+    Cohort,
+    Horizon,
+    Reviews,
+    Settled,
+    completeness,
+    review_figures,
+    settled_figures,
+)
+from .status import Estimate, Figure, ratio, with_estimates
 from .window import WindowCounts, count_frame
 
 PSI_EPSILON = 1e-4
@@ -124,10 +134,22 @@ class MonitorResult:
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Checks that could not be judged on this window, and why."""
+    figures: dict[str, Figure] = field(default_factory=dict)
+    """Every figure with how it is known: measured, estimated or unknown (and why)."""
+    horizon: Horizon | None = None
+    """The moment judged as of and the label maturity; None: a labelled frame judged whole."""
+    settled: Settled | None = None
+    reviews: Reviews = field(default_factory=Reviews)
+    cohorts: tuple[Cohort, ...] = ()
 
     @property
     def drift_detected(self) -> bool:
         return bool(self.reasons)
+
+    def with_estimates(self, estimates: Mapping[str, Estimate]) -> "MonitorResult":
+        """This result with label-free estimates beside (or, where unknown, in place of) the
+        measured figures."""
+        return replace(self, figures=with_estimates(self.figures, estimates))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict for `fraud monitor --json`."""
@@ -148,6 +170,12 @@ class MonitorResult:
             "drift_detected": self.drift_detected,
             "reasons": self.reasons,
             "notes": self.notes,
+            "figures": {name: figure.to_json() for name, figure in self.figures.items()},
+            "as_of": self.horizon.as_of.isoformat() if self.horizon else None,
+            "label_maturity_days": self.horizon.days if self.horizon else None,
+            "mature_window": self.settled.to_json() if self.settled else None,
+            "reviews": asdict(self.reviews),
+            "cohorts": [cohort.to_json() for cohort in self.cohorts],
         }
 
 
@@ -159,14 +187,19 @@ def _skipped_features(manifest: Mapping[str, Any]) -> dict[str, str]:
     return skipped
 
 
-def _performance_reasons(m: Mapping[str, Any], rule: DriftRule) -> tuple[list[str], list[str]]:
-    """Drift reasons and not-judged notes from the labelled-row metrics."""
+def _performance_reasons(
+    m: Mapping[str, Any], evidence: Tally, rule: DriftRule, scope: str
+) -> tuple[list[str], list[str]]:
+    """Drift reasons and not-judged notes from the rates of the rows whose class is known
+    (`evidence`; `scope` says which rows those are)."""
     reasons: list[str] = []
     notes: list[str] = []
-    if m["labelled_frauds"] < rule.min_labelled_frauds:
+    frauds = evidence.tp + evidence.fn
+    labelled = frauds + evidence.tn + evidence.fp
+    if frauds < rule.min_labelled_frauds:
         notes.append(
-            f"F1 and FNR not judged: not enough labels ({m['labelled_frauds']} labelled "
-            f"frauds, need {rule.min_labelled_frauds})"
+            f"F1 and FNR not judged: not enough labels ({frauds} labelled frauds{scope}, "
+            f"need {rule.min_labelled_frauds})"
         )
     else:
         if rule.baseline_f1 is None:
@@ -178,9 +211,9 @@ def _performance_reasons(m: Mapping[str, Any], rule: DriftRule) -> tuple[list[st
             )
         if m["fnr"] is not None and m["fnr"] > rule.max_fnr:
             reasons.append(f"FNR {m['fnr']:.3f} > {rule.max_fnr:.3f}")
-    if m["labelled"] < rule.min_labelled:
+    if labelled < rule.min_labelled:
         notes.append(
-            f"FPR not judged: not enough labels ({m['labelled']:,} labelled rows, "
+            f"FPR not judged: not enough labels ({labelled:,} labelled rows{scope}, "
             f"need {rule.min_labelled:,})"
         )
     elif m["fpr"] is not None and m["fpr"] > rule.max_fpr:
@@ -238,6 +271,35 @@ def evaluate(
     return judge(counts, reference, manifest, rule, period=period)
 
 
+def figures_of(counts: WindowCounts, horizon: Horizon | None) -> dict[str, Figure]:
+    """Every figure of a window with its status. The rates are measured on the mature window
+    when judged as of a moment, on the labelled rows of a frame judged whole."""
+    served = counts.served
+    figures = {
+        "predicted_fraud_rate": ratio(
+            served.flagged, served.rows, f"{served.rows:,} rows", "no rows in the window"
+        ),
+        **review_figures(counts.reviews),
+    }
+    if counts.settled is None or horizon is None:
+        figures.update(settled_figures(served, "no labelled rows in the window"))
+    else:
+        s = counts.settled
+        days = horizon.days
+        figures.update(
+            settled_figures(
+                s.tally,
+                f"no mature rows: none of the window's rows is older than the {days:g}-day "
+                f"label horizon (the mature window {s.start:%Y-%m-%d %H:%M} → "
+                f"{s.end:%Y-%m-%d %H:%M} UTC is empty)",
+            )
+        )
+    labelled = served.tn + served.fp + served.fn + served.tp
+    known = labelled if counts.known is None else counts.known
+    figures["label_completeness"] = completeness(served.rows, known)
+    return figures
+
+
 def judge(
     counts: WindowCounts,
     reference: Mapping[str, Any],
@@ -245,12 +307,19 @@ def judge(
     rule: DriftRule = DriftRule(),
     *,
     period: tuple[datetime, datetime] | None = None,
+    horizon: Horizon | None = None,
 ) -> MonitorResult:
     """Live metrics, PSI per feature and of the score, and every reason to flag drift, from
-    a window's counts; `period` is the lookback window for the report."""
+    a window's counts; `period` is the lookback window for the report. Judged as of a moment
+    (`horizon`, with `counts.settled`), the rates and the drift rule's judgement of them come
+    from the mature window only."""
     rule = rule.resolved(reference, manifest)
     version = str(manifest["version"])
     metrics = metrics_of(counts.served)
+    evidence, scope = counts.served, ""
+    if counts.settled is not None:
+        evidence, scope = counts.settled.tally, " among the mature rows"
+        metrics = {**with_rates_of(metrics, evidence), "mature": counts.settled.to_json()}
     reference_rate = float(reference.get("predicted_fraud_rate", 0.0))
     rows = counts.served.rows
     enough_rows = rows >= rule.min_rows
@@ -271,7 +340,7 @@ def judge(
         else None
     )
 
-    reasons, notes = _performance_reasons(metrics, rule)
+    reasons, notes = _performance_reasons(metrics, evidence, rule, scope)
     rate_reasons, rate_notes = _rate_reasons(metrics, reference_rate, rule)
     reasons += rate_reasons
     notes += rate_notes
@@ -302,4 +371,9 @@ def judge(
         rule=rule,
         reasons=reasons,
         notes=notes,
+        figures=figures_of(counts, horizon),
+        horizon=horizon,
+        settled=counts.settled,
+        reviews=counts.reviews,
+        cohorts=counts.cohorts,
     )

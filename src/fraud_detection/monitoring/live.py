@@ -76,11 +76,31 @@ def tally_variants(window: pd.DataFrame) -> dict[tuple[str, str], Tally]:
     }
 
 
-def metrics_by_variant(tallies: Mapping[tuple[str, str], Tally]) -> dict[str, dict[str, Any]]:
+def metrics_by_variant(
+    tallies: Mapping[tuple[str, str], Tally],
+    settled: Mapping[tuple[str, str], Tally] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Live metrics per (variant, model version), in that order: champion against an A/B or
-    shadow challenger on the transactions each scored."""
-    return {f"{variant} v{version}": metrics_of(tallies[variant, version])
-            for variant, version in sorted(tallies)}  # fmt: skip
+    shadow challenger on the transactions each scored. With `settled` (each one's mature
+    window), the rates and confusion come from there; rows and labels from `tallies`."""
+    out = {}
+    for variant, version in sorted(tallies):
+        m = metrics_of(tallies[variant, version])
+        if settled is not None:
+            m = with_rates_of(m, settled.get((variant, version), Tally()))
+        out[f"{variant} v{version}"] = m
+    return out
+
+
+RATES = ("precision", "recall", "f1", "fpr", "fnr", "confusion_matrix", "ci")
+"""What `metrics_of` derives from the confusion of labelled rows."""
+
+
+def with_rates_of(m: Mapping[str, Any], settled: Tally) -> dict[str, Any]:
+    """Metrics `m` with their rates and confusion taken from `settled` (the mature window's
+    rows, whose classes are known) instead of the labels that happen to be in."""
+    rates = metrics_of(settled)
+    return {**m, **{name: rates[name] for name in RATES}}
 
 
 def variant_metrics(window: pd.DataFrame) -> dict[str, dict[str, Any]]:

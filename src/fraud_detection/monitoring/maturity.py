@@ -31,6 +31,11 @@ class Horizon:
     maturity: timedelta
 
     @property
+    def days(self) -> float:
+        """The horizon in days."""
+        return self.maturity / timedelta(days=1)
+
+    @property
     def cut(self) -> datetime:
         """Rows that happened at or before this are mature."""
         return self.as_of - self.maturity
@@ -45,9 +50,10 @@ class Horizon:
             return label
         return 0 if self.is_mature(at) else None
 
-    def mature_window(self, lookback: timedelta) -> tuple[datetime, datetime]:
-        """The newest `lookback` of mature rows: where recall and the other rates are measured."""
-        return self.cut - lookback, self.cut
+    def mature_window(self, since: datetime) -> tuple[datetime, datetime]:
+        """The window `since`..`as_of` moved back by the horizon: the newest mature rows, where
+        recall and the other rates are measured."""
+        return since - self.maturity, self.cut
 
 
 @dataclass(frozen=True)
@@ -92,14 +98,15 @@ def review_figures(reviews: Reviews) -> dict[str, Figure]:
 
 
 def settled_figures(settled: Tally, empty: str) -> dict[str, Figure]:
-    """Precision, recall, F1, FPR and FNR of rows whose class is known (mature rows, or a
-    frame whose labels are final), with 95% bootstrap intervals; `empty` says why there are
-    none when there are no such rows."""
-    if not settled.rows:
+    """Precision, recall, F1, FPR and FNR of the rows whose class is known (the confusion of
+    `settled`: mature rows, or a frame whose labels are final), with 95% bootstrap intervals;
+    `empty` says why there are none when there are no such rows."""
+    rows = settled.tn + settled.fp + settled.fn + settled.tp
+    if not rows:
         return {name: unknown(empty) for name in SETTLED_FIGURES}
     m = metrics_of(settled)
-    among = f"among the {settled.rows:,} settled rows"
-    basis = f"{settled.rows:,} settled rows ({settled.tp + settled.fn:,} frauds)"
+    among = f"among the {rows:,} settled rows"
+    basis = f"{rows:,} settled rows ({settled.tp + settled.fn:,} frauds)"
     missing = {
         "precision": f"no alerts {among}",
         "recall": f"no frauds {among}",
@@ -147,3 +154,35 @@ class Cohort:
 def completeness(rows: int, settled: int) -> Figure:
     """Share of a window's rows whose class is known (labelled, or mature)."""
     return ratio(settled, rows, f"{rows:,} rows", "no rows in the window")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The mature window: its rows' classes as known (labels, and the presumed legitimate
+    unlabelled rows among tn and fp), and how they came to be known."""
+
+    start: datetime
+    end: datetime
+    tally: Tally
+    presumed: int = 0
+    """Unlabelled rows presumed legitimate."""
+    reviewed: int = 0
+    """Rows labelled by an analyst's review."""
+    chargebacks: int = 0
+    """Rows labelled by a chargeback."""
+
+    @property
+    def labelled(self) -> int:
+        return self.tally.rows - self.presumed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "rows": self.tally.rows,
+            "labelled": self.labelled,
+            "frauds": self.tally.tp + self.tally.fn,
+            "reviewed": self.reviewed,
+            "chargebacks": self.chargebacks,
+            "presumed_legitimate": self.presumed,
+        }

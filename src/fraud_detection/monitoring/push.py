@@ -5,6 +5,7 @@ import time
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from .drift import MonitorResult
+from .status import Status
 
 JOB = "fraud-monitor"
 """The Pushgateway job; one group per model name under it."""
@@ -16,8 +17,11 @@ def push_gauges(
     """Push the run's gauges to the Pushgateway (job fraud-monitor, grouped by model).
 
     The push replaces the whole group, so a gauge left out (undefined this run) disappears
-    instead of showing a stale value. Skipped features are never pushed: alerts watch
-    `fraud_feature_psi > 0.2` and Time's PSI is always huge.
+    instead of showing a stale value. A figure's value is pushed only when measured, so no
+    alert ever reads an unknown one (estimates go under their own names);
+    `fraud_monitor_figure_status{figure, status}` is 1 for each figure's status and 0 for the
+    others. Skipped features are never pushed: alerts watch `fraud_feature_psi > 0.2` and
+    Time's PSI is always huge.
     """
     registry = CollectorRegistry()
 
@@ -25,12 +29,31 @@ def push_gauges(
         if value is not None:
             Gauge(name, doc, registry=registry).set(value)
 
-    m = result.metrics
-    gauge("model_current_f1_score", "F1 on labelled predictions in the window", m["f1"])
-    gauge("model_current_precision", "Precision on labelled predictions", m["precision"])
-    gauge("model_current_recall", "Recall on labelled predictions", m["recall"])
-    gauge("model_false_positive_rate", "False positive rate on labelled predictions", m["fpr"])
-    gauge("model_false_negative_rate", "False negative rate on labelled predictions", m["fnr"])
+    m, known = result.metrics, {name: f.measured for name, f in result.figures.items()}
+    gauge("model_current_f1_score", "F1 on rows whose class is known", known["f1"])
+    gauge("model_current_precision", "Precision on rows whose class is known", known["precision"])
+    gauge("model_current_recall", "Recall on rows whose class is known", known["recall"])
+    gauge("model_false_positive_rate", "False positive rate on settled rows", known["fpr"])
+    gauge("model_false_negative_rate", "False negative rate on settled rows", known["fnr"])
+    gauge(
+        "model_alert_precision",
+        "Share of reviewed alerts that were fraud",
+        known["alert_precision"],
+    )
+    gauge(
+        "model_review_coverage", "Share of the window's alerts reviewed", known["review_coverage"]
+    )
+    gauge(
+        "model_label_completeness",
+        "Share of the window's rows whose class is known",
+        known["label_completeness"],
+    )
+    gauge("model_reviewed_alerts", "Reviewed alerts in the window", float(result.reviews.reviewed))
+    gauge(
+        "model_settled_predictions",
+        "Rows the rates are measured on (mature, or labelled)",
+        float(sum(m["confusion_matrix"].values())),
+    )
     gauge("model_drift_detected", "1 when the drift rule fired", float(result.drift_detected))
     gauge("fraud_score_psi", "PSI of the champion's fraud score vs reference", result.score_psi)
     gauge(
@@ -45,6 +68,15 @@ def push_gauges(
         last_trained,
     )
     gauge("model_monitor_last_run_timestamp_seconds", "When fraud monitor last ran", time.time())
+    status = Gauge(
+        "fraud_monitor_figure_status",
+        "1 for how each figure is known this run (measured, estimated, unknown), 0 otherwise",
+        ["figure", "status"],
+        registry=registry,
+    )
+    for name, figure in result.figures.items():
+        for each in Status:
+            status.labels(figure=name, status=str(each)).set(float(figure.status is each))
     defined = {name: v for name, v in result.feature_psi.items() if v is not None}
     if defined:
         feature_psi = Gauge(

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .drift import MonitorResult
+from .status import Figure, Status
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -16,6 +17,77 @@ def _with_ci(m: Mapping[str, Any], key: str) -> str:
     if m[key] is None or not bounds:
         return _fmt(m[key])
     return f"{_fmt(m[key])} [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+FIGURE_NAMES = {
+    "alert_precision": "alert precision (reviewed alerts that were fraud)",
+    "review_coverage": "review coverage (alerts reviewed)",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "fpr": "false positive rate",
+    "fnr": "false negative rate",
+    "predicted_fraud_rate": "predicted fraud rate",
+    "label_completeness": "label completeness (rows whose class is known)",
+}
+
+
+def _figure_value(figure: Figure) -> str:
+    if figure.value is None:
+        return "—"
+    spec = ".5f" if figure.value and abs(figure.value) < 0.01 else ".3f"
+    text = format(figure.value, spec)
+    if figure.interval:
+        text += f" [{figure.interval[0]:{spec}}, {figure.interval[1]:{spec}}]"
+    return ("≈ " if figure.status is Status.ESTIMATED else "") + text
+
+
+def _figure_note(figure: Figure) -> str:
+    parts = [figure.basis] if figure.status is not Status.UNKNOWN else []
+    if figure.reason:
+        parts.append(figure.reason)
+    if figure.estimate is not None and figure.status is Status.MEASURED:
+        e = figure.estimate
+        bounds = f" [{e.interval[0]:.3f}, {e.interval[1]:.3f}]" if e.interval else ""
+        parts.append(f"estimated {e.value:.3f}{bounds} ({e.basis})")
+    return "; ".join(part for part in parts if part)
+
+
+def format_figures(result: MonitorResult) -> list[str]:
+    """The table of every figure with its status, and the cohorts when judged as of a moment."""
+    lines = [
+        "## What is known",
+        "",
+        "measured: counted from reviewed alerts or from rows whose class is known; estimated: "
+        "from calibrated scores, with its interval; unknown: the log cannot say yet (why beside).",
+        "",
+        "| figure | value | status | on what, or why not |",
+        "|---|---:|---|---|",
+    ]
+    for name, figure in result.figures.items():
+        label = FIGURE_NAMES.get(name, name)
+        lines.append(
+            f"| {label} | {_figure_value(figure)} | {figure.status} | {_figure_note(figure)} |"
+        )
+    if result.horizon is None:
+        return lines
+    lines += [
+        "",
+        "## Cohorts by event day",
+        "",
+        "Rows by the day they happened, from the mature window on: alerts, the alerts reviewed, "
+        "chargebacks known so far, and the share of rows whose class is known (labelled, or "
+        f"older than the {result.horizon.days:g}-day horizon and presumed legitimate).",
+        "",
+        "| day | rows | alerts | reviewed | chargebacks so far | label completeness |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in result.cohorts:
+        lines.append(
+            f"| {c.day:%Y-%m-%d} | {c.rows:,} | {c.alerts:,} | {c.reviewed:,} | "
+            f"{c.chargebacks:,} | {_fmt(c.completeness, '.1%')} |"
+        )
+    return lines
 
 
 def _psi_flag(value: float | None, threshold: float) -> str:
@@ -40,22 +112,36 @@ def format_report(result: MonitorResult) -> str:
     )
     # A limit that needs more labels than the window has is marked, so the reader knows the
     # value beside it decided nothing.
-    few_frauds = " (too few labels)" if m["labelled_frauds"] < rule.min_labelled_frauds else ""
-    few_rows = " (too few labels)" if m["labelled"] < rule.min_labelled else ""
+    cm = m["confusion_matrix"]
+    evidence_frauds, evidence_rows = cm["tp"] + cm["fn"], sum(cm.values())
+    few_frauds = " (too few labels)" if evidence_frauds < rule.min_labelled_frauds else ""
+    few_rows = " (too few labels)" if evidence_rows < rule.min_labelled else ""
     band = f"{_fmt(rule.fraud_rate_low, '.4%')} to {_fmt(rule.fraud_rate_high, '.4%')}"
-    cm, score = m["confusion_matrix"], result.score_psi
+    score = result.score_psi
+    over = (
+        "Ratios are over labelled rows only"
+        if result.settled is None or result.horizon is None
+        else (
+            f"Rates are over the mature window {result.settled.start:%Y-%m-%d %H:%M} → "
+            f"{result.settled.end:%Y-%m-%d %H:%M} UTC ({result.settled.tally.rows:,} rows older "
+            f"than the {result.horizon.days:g}-day label horizon: "
+            f"{result.settled.labelled:,} labelled, {result.settled.presumed:,} unlabelled and "
+            "presumed legitimate)"
+        )
+    )
+    as_of = f" Judged as of {result.horizon.as_of:%Y-%m-%d %H:%M} UTC." if result.horizon else ""
     lines = [
         f"# Fraud model monitoring — champion version {result.model_version}",
         "",
         f"Window: {when}. Predictions: {m['rows']:,}; labelled: {m['labelled']:,} "
-        f"({m['labelled_frauds']:,} frauds).",
+        f"({m['labelled_frauds']:,} frauds).{as_of}",
         "",
         "**Drift detected:**" if result.drift_detected else "**No drift detected.**",
         *(f"- {reason}" for reason in result.reasons),
         "",
         "## Live performance",
         "",
-        "Ratios are over labelled rows only; — means undefined (nothing to divide by); "
+        f"{over}; — means unknown or undefined (see below); "
         "[95% bootstrap interval, stratified by class].",
         "",
         "| metric | value | limit |",
@@ -72,6 +158,8 @@ def format_report(result: MonitorResult) -> str:
         "|---|---:|---:|",
         f"| actual legit | {cm['tn']:,} | {cm['fp']:,} |",
         f"| actual fraud | {cm['fn']:,} | {cm['tp']:,} |",
+        "",
+        *format_figures(result),
         "",
         f"## Population stability (PSI against the reference, limit {rule.psi_threshold:g})",
         "",
