@@ -117,6 +117,28 @@ def resample_weights(
         yield frauds.astype(np.float64), cells.astype(np.float64)
 
 
+def stratified_rows(
+    y: NDArray[Any], resamples: int = RESAMPLES, seed: int = SEED
+) -> Iterator[NDArray[np.int32]]:
+    """Row indices of stratified resamples ([k, rows] per chunk): the frauds and the
+    legitimate rows each drawn with replacement to their own count, for metrics of every row
+    (a Brier score) that the pooled cells above cannot give."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y).astype(bool)
+    # 32-bit indices draw four times faster than 64-bit ones.
+    frauds, legit = np.flatnonzero(y).astype(np.int32), np.flatnonzero(~y).astype(np.int32)
+    chunk = max(1, _CELLS_PER_CHUNK // max(len(y), 1))
+    for start in range(0, resamples, chunk):
+        k = min(chunk, resamples - start)
+        yield np.concatenate(
+            [
+                frauds[rng.integers(0, len(frauds), (k, len(frauds)), dtype=np.int32)],
+                legit[rng.integers(0, len(legit), (k, len(legit)), dtype=np.int32)],
+            ],
+            axis=1,
+        )
+
+
 def weighted_metrics(
     weights: NDArray[np.float64],
     y: NDArray[Any],

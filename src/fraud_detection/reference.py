@@ -7,6 +7,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 N_BINS = 10
+SCORE_EDGES = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+"""Fixed edges of fraud-probability bins: most mass sits near zero."""
 
 
 def bin_counts(values: NDArray[Any], edges: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -35,8 +37,8 @@ def feature_bins(values: NDArray[Any], n_bins: int = N_BINS) -> dict[str, list[f
 
 
 def score_bins(scores: NDArray[Any]) -> dict[str, list[float]]:
-    """Fixed-edge histogram of fraud probabilities (most mass sits near zero)."""
-    edges = np.array([0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9])
+    """Fixed-edge histogram of fraud probabilities (SCORE_EDGES)."""
+    edges = np.array(SCORE_EDGES)
     return {"edges": [float(e) for e in edges], "proportions": bin_shares(scores, edges)}
 
 

@@ -89,6 +89,34 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.3f}%"
 
 
+def _calibration_lines(calibration: Mapping[str, Any] | None) -> list[str]:
+    """The calibration map's method, why, and its quality on test beside the served score's."""
+    if not calibration:
+        return []
+    test, ci = calibration["test"], calibration.get("test_ci", {})
+    fitted = calibration["fitted"]
+    return [
+        "## Calibration (for performance estimation; the served score is unchanged)",
+        "",
+        f"- Map: {calibration['method']} ({fitted['why']}), fitted on the validation part only "
+        f"({fitted['rows']:,} rows), {calibration['knots']} knots, stored as "
+        f"`{calibration['file']}`",
+        "",
+        "| on test | calibrated [95% interval] | served score [95% interval] |",
+        "|---|---:|---:|",
+        *(
+            f"| {label} | {with_interval(test[key], ci.get(key), 6)} | "
+            f"{with_interval(test['uncalibrated_' + key], ci.get('uncalibrated_' + key), 6)} |"
+            for key, label in (("brier", "Brier score"), ("ece", "Expected calibration error"))
+        ),
+        "",
+        "ECE bins: the reference's score bins (edges "
+        + ", ".join(f"{e:g}" for e in calibration["ece_bins"])
+        + ").",
+        "",
+    ]
+
+
 def training_report(manifest: Mapping[str, Any]) -> str:
     """The Markdown report of one trained version, from its manifest."""
     metrics = manifest["metrics"]
@@ -122,6 +150,7 @@ def training_report(manifest: Mapping[str, Any]) -> str:
         f"Confusion matrix on test: TN {cm['tn']:,}, FP {cm['fp']:,}, FN {cm['fn']:,}, "
         f"TP {cm['tp']:,}.",
         "",
+        *_calibration_lines(manifest.get("calibration")),
         "![Precision-recall curves](pr_curve.png)",
         "",
         "![Confusion matrix on test](confusion_matrix.png)",

@@ -18,6 +18,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from . import __version__, bootstrap
+from .calibration import FILE as CALIBRATION_FILE
+from .calibration import calibrate
 from .data import dataset_fingerprint, time_split
 from .evaluation import CostModel, ThresholdRule, choose_threshold, classification_metrics
 from .export import check_parity, export_onnx
@@ -286,6 +288,7 @@ def train_on(
     onnx_bytes = with_cover(export_onnx(model), rows.x, rows.weights)
     parity_gap = check_parity(onnx_bytes, model, x_val)
     reference = build_reference(x_val, FEATURES, val_scores, threshold)
+    calibration_map, calibration_summary = calibrate(onnx_bytes, (x_val, y_val), (x_test, y_test))
 
     manifest: dict[str, Any] = {
         "model_name": model_name,
@@ -311,6 +314,7 @@ def train_on(
         },
         "onnx": {"input": "input", "output": "probabilities", "dtype": "float32"},
         "onnx_parity_max_abs_diff": parity_gap,
+        "calibration": calibration_summary,
         "explanations": {
             "method": "path-dependent TreeSHAP over the ONNX trees",
             "cover": "ONNX nodes_hitrates: each node's share of the fit rows",
@@ -326,6 +330,7 @@ def train_on(
         "model.onnx": onnx_bytes,
         "model.joblib": joblib_buf.getvalue(),
         "reference.json": json.dumps(reference, indent=1).encode(),
+        CALIBRATION_FILE: calibration_map,
         "report.md": training_report(manifest).encode(),
         "pr_curve.png": plot_pr_curves(
             {
