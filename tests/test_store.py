@@ -7,6 +7,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,19 +51,58 @@ def test_if_absent_keeps_the_first_write(store_uri: str) -> None:
     assert store.get_bytes("claim.json") == b"first"
 
 
-def test_concurrent_if_absent_writes_have_exactly_one_winner(store_uri: str) -> None:
+@pytest.mark.parametrize("condition", ["if_absent", "if_match"])
+def test_concurrent_conditional_writes_have_exactly_one_winner(
+    store_uri: str, condition: str
+) -> None:
     store = open_store(store_uri)
-    writers = 6
+    conditions: dict[str, Any] = {"if_absent": True}
+    if condition == "if_match":
+        store.put_bytes("race.json", b"start")
+        conditions = {"if_match": store.get_tagged("race.json")[1]}
+    writers = 8
     barrier = threading.Barrier(writers)
 
     def write(i: int) -> bool:
         barrier.wait(timeout=10)
-        return store.put_bytes("race.json", str(i).encode(), if_absent=True)
+        won: bool = store.put_bytes("race.json", str(i).encode(), **conditions)
+        return won
 
     with ThreadPoolExecutor(writers) as pool:
         wins = list(pool.map(write, range(writers)))
     assert wins.count(True) == 1
     assert store.get_bytes("race.json") == str(wins.index(True)).encode()
+
+
+def test_if_match_writes_only_over_the_tag_it_read(store_uri: str) -> None:
+    store = open_store(store_uri)
+    store.put_bytes("alias.json", b"one")
+    data, tag = store.get_tagged("alias.json")
+    assert data == b"one"
+    assert store.put_bytes("alias.json", b"two", if_match=tag) is True
+    assert store.put_bytes("alias.json", b"three", if_match=tag) is False
+    assert store.get_bytes("alias.json") == b"two"
+    assert store.put_bytes("absent.json", b"x", if_match=tag) is False
+    assert not store.exists("absent.json")
+
+
+def test_delete_removes_the_key_and_a_missing_key_is_no_error(store_uri: str) -> None:
+    store = open_store(store_uri)
+    store.put_bytes("v/1/a", b"1")
+    store.put_bytes("v/2/a", b"2")
+    store.delete("v/1/a")
+    store.delete("v/1/a")
+    assert store.list_keys("") == ["v/2/a"]
+
+
+def test_local_delete_leaves_no_empty_folder(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    store.put_bytes("v/1/a", b"1")
+    store.put_bytes("v/1/b", b"1")
+    store.delete("v/1/a")
+    assert (tmp_path / "v/1").is_dir()
+    store.delete("v/1/b")
+    assert not (tmp_path / "v/1").exists()
 
 
 def test_list_keys_is_sorted_relative_and_filtered_by_prefix(store_uri: str) -> None:

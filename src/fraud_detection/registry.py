@@ -9,13 +9,16 @@ Layout under the store root (SPEC section 4):
 import hashlib
 import json
 import os
+import random
 import re
 import socket
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import get_settings
 from .errors import IntegrityError, NotFoundError, StoreError, UsageError
@@ -28,6 +31,10 @@ MANIFEST = "manifest.json"
 CLAIM = ".claim.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_ATTEMPTS = 100
+# An alias move that keeps losing the race gives up after this many reads: each loss means
+# another move landed, so only a store under a storm of moves ever gets there.
+_ALIAS_ATTEMPTS = 50
+_ALIAS_BACKOFF = 0.005
 
 
 def sha256_hex(data: bytes) -> str:
@@ -62,6 +69,33 @@ def check_integrity(key: str, data: bytes, expected: str) -> bytes:
             "the artifact was altered or corrupted, refusing to use it"
         )
     return data
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """Where an alias points, the versions it pointed to before (oldest first, the stack
+    rollback pops), and how many times it moved."""
+
+    version: str | None = None
+    history: tuple[str, ...] = ()
+    revision: int = 0
+
+    def pointed_at(self, version: str) -> "Pointer":
+        """This alias moved to `version`, the one it leaves pushed onto its history."""
+        pushed = (self.version,) if self.version is not None else ()
+        return Pointer(version, self.history + pushed)
+
+
+class Move(NamedTuple):
+    """An alias before and after one compare-and-swap move (the same when nothing changed)."""
+
+    before: Pointer
+    after: Pointer
+
+    @property
+    def changed(self) -> bool:
+        """Whether the move wrote anything."""
+        return self.after.revision != self.before.revision
 
 
 class Registry:
@@ -143,15 +177,18 @@ class Registry:
             if not versions:
                 raise NotFoundError(f"no versions of {self.name} in {self.store.uri}")
             return versions[-1]
-        if ref not in ALIASES:
+        known = ref in ALIASES or (
+            _NAME.fullmatch(ref) is not None and self.store.exists(self._alias_key(ref))
+        )
+        if not known:
             raise NotFoundError(
                 f"unknown model reference {ref!r}: use a version number, 'latest', "
-                f"{CHAMPION!r} or {CHALLENGER!r}"
+                f"{CHAMPION!r}, {CHALLENGER!r} or another alias of {self.name}"
             )
-        version = self._read_alias(ref)["version"]
-        if version is None:
+        target = self.alias(ref).version
+        if target is None:
             raise NotFoundError(f"{self.name} has no {ref} in {self.store.uri}")
-        return str(version)
+        return target
 
     def manifest(self, ref: str) -> dict[str, Any]:
         """The manifest of the version `ref` names."""
@@ -209,8 +246,13 @@ class Registry:
 
     def aliases(self) -> dict[str, str]:
         """Alias name -> version, for the aliases currently set."""
-        records = (self._read_alias(alias) for alias in ALIASES)
-        return {r["alias"]: r["version"] for r in records if r["version"] is not None}
+        pointers = {name: self.alias(name) for name in self._alias_names()}
+        return {name: p.version for name, p in pointers.items() if p.version is not None}
+
+    def _alias_names(self) -> list[str]:
+        prefix = f"{self.root}/aliases/"
+        names = (k.removeprefix(prefix).removesuffix(".json") for k in self.store.list_keys(prefix))
+        return [name for name in names if _NAME.fullmatch(name)]
 
     def events(self) -> list[dict[str, Any]]:
         """The audit trail, oldest first."""
@@ -238,6 +280,53 @@ class Registry:
 
     # Aliases
 
+    def alias(self, alias: str) -> Pointer:
+        """Where `alias` points now, with its history (an alias never set points nowhere)."""
+        return self._read_pointer(alias)[0]
+
+    def move_alias(
+        self,
+        alias: str,
+        change: Callable[[Pointer], Pointer | None],
+        *,
+        actor: str,
+        reason: str,
+    ) -> Move:
+        """Apply `change` to where `alias` points, as a compare-and-swap.
+
+        `change` gets the pointer as read and returns the new one, or None to leave it. The
+        write is conditional on the alias being unchanged since that read (If-Match on S3, a
+        locked check on a folder); when another writer moved it first, `change` runs again on
+        the new state, a bounded number of times, then StoreError: nothing is lost or undone
+        silently. Any alias name works (champion, challenger, canary...)."""
+        if not _NAME.fullmatch(alias):
+            raise UsageError(f"invalid alias name {alias!r}: use letters, digits, '.', '_' or '-'")
+        key = self._alias_key(alias)
+        for attempt in range(_ALIAS_ATTEMPTS):
+            before, tag = self._read_pointer(alias)
+            after = change(before)
+            if after is None:
+                return Move(before, before)
+            after = replace(after, revision=before.revision + 1)
+            record = {
+                "alias": alias,
+                "version": after.version,
+                "history": list(after.history),
+                "revision": after.revision,
+                "updated_at": datetime.now(UTC).isoformat(),
+                "actor": actor,
+                "reason": reason,
+            }
+            if self.store.put_bytes(key, to_json(record), if_absent=tag is None, if_match=tag):
+                return Move(before, after)
+            # Lost the race: someone else's move landed. Back off a random while, so the
+            # losers do not collide again in lockstep, and start over from their result.
+            time.sleep(random.uniform(0, min(_ALIAS_BACKOFF * 2**attempt, 0.5)))
+        raise StoreError(
+            f"{self.store.uri}: the {alias} alias of {self.name} was moved by others "
+            f"{_ALIAS_ATTEMPTS} times while this change waited; nothing was changed, try again"
+        )
+
     def promote(
         self,
         version: str,
@@ -247,26 +336,35 @@ class Registry:
         details: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Make a verified version champion; returns the event, or None if it already was."""
-        version = self.verify(version)["version"]
-        champion = self._read_alias(CHAMPION)
-        previous = champion["version"]
-        if previous == version:
-            return None
-        history = [*champion["history"], previous] if previous else champion["history"]
+        return self._crown(version, reason=reason, actor=actor, details=details, vacant=False)
+
+    def _crown(
+        self,
+        ref: str,
+        *,
+        reason: str,
+        actor: str | None,
+        details: Mapping[str, Any] | None,
+        vacant: bool,
+    ) -> dict[str, Any] | None:
+        """Make `ref` champion (with `vacant`, only if there is none); the event, or None."""
+        version = self.verify(ref)["version"]
         actor = actor or default_actor()
-        self._write_alias(CHAMPION, version, history, actor=actor, reason=reason)
-        challenger = self._read_alias(CHALLENGER)
-        if challenger["version"] == version:
-            self._write_alias(CHALLENGER, None, challenger["history"], actor=actor, reason=reason)
-        return self._record(
-            "promoted",
-            version,
-            alias=CHAMPION,
-            previous=previous,
-            actor=actor,
-            reason=reason,
-            details=details,
-        )
+
+        def crown(champion: Pointer) -> Pointer | None:
+            if champion.version == version or (vacant and champion.version is not None):
+                return None
+            return champion.pointed_at(version)
+
+        move = self.move_alias(CHAMPION, crown, actor=actor, reason=reason)
+        if not move.changed:
+            return None
+
+        def vacate(challenger: Pointer) -> Pointer | None:
+            return replace(challenger, version=None) if challenger.version == version else None
+
+        self.move_alias(CHALLENGER, vacate, actor=actor, reason=reason)
+        return self._record_move("promoted", CHAMPION, move, actor, reason, details)
 
     def stage(
         self,
@@ -275,23 +373,15 @@ class Registry:
         reason: str,
         actor: str | None = None,
         details: Mapping[str, Any] | None = None,
+        alias: str = CHALLENGER,
     ) -> dict[str, Any]:
-        """Make a version the challenger; returns the event."""
+        """Point `alias` (the challenger unless told) at a version; returns the event."""
         version = self.resolve(version)
-        challenger = self._read_alias(CHALLENGER)
-        previous = challenger["version"]
-        history = [*challenger["history"], previous] if previous else challenger["history"]
         actor = actor or default_actor()
-        self._write_alias(CHALLENGER, version, history, actor=actor, reason=reason)
-        return self._record(
-            "staged",
-            version,
-            alias=CHALLENGER,
-            previous=previous,
-            actor=actor,
-            reason=reason,
-            details=details,
+        move = self.move_alias(
+            alias, lambda pointer: pointer.pointed_at(version), actor=actor, reason=reason
         )
+        return self._record_move("staged", alias, move, actor, reason, details)
 
     def promote_or_stage(
         self,
@@ -303,9 +393,12 @@ class Registry:
     ) -> str:
         """Make a new version champion if `promote`, or if there is no champion yet and
         `promote` is None; else the challenger. Returns the alias it now holds."""
-        if promote or (promote is None and CHAMPION not in self.aliases()):
-            self.promote(version, reason=reason, details=details)
-            return CHAMPION
+        if promote is not False:
+            crowned = self._crown(
+                version, reason=reason, actor=None, details=details, vacant=promote is None
+            )
+            if promote or crowned is not None:
+                return CHAMPION
         self.stage(version, reason=reason, details=details)
         return CHALLENGER
 
@@ -313,46 +406,61 @@ class Registry:
         """Make the previous champion champion again; returns its version.
 
         Each call steps one further back through the champion history."""
-        champion = self._read_alias(CHAMPION)
-        current = champion["version"]
-        if not champion["history"]:
-            raise NotFoundError(
-                f"{self.name} in {self.store.uri} has no previous champion to roll back to "
-                f"(current champion: {current or 'none'})"
-            )
-        target = self.verify(champion["history"][-1])["version"]
+        return str(self.step_back(reason=reason, actor=actor)["version"])
+
+    def step_back(self, *, reason: str, actor: str | None = None) -> dict[str, Any]:
+        """Roll back as `rollback` does; returns the rolled_back event (from and to)."""
         actor = actor or default_actor()
-        self._write_alias(CHAMPION, target, champion["history"][:-1], actor=actor, reason=reason)
-        self._record(
-            "rolled_back",
-            target,
-            alias=CHAMPION,
-            previous=current,
+        verified: set[str] = set()
+
+        def back(champion: Pointer) -> Pointer:
+            if not champion.history:
+                raise NotFoundError(
+                    f"{self.name} in {self.store.uri} has no previous champion to roll back to "
+                    f"(current champion: {champion.version or 'none'})"
+                )
+            target = champion.history[-1]
+            if target not in verified:
+                self.verify(target)
+                verified.add(target)
+            return Pointer(target, champion.history[:-1])
+
+        move = self.move_alias(CHAMPION, back, actor=actor, reason=reason)
+        extra = {"from_version": move.before.version, "to_version": move.after.version}
+        return self._record_move("rolled_back", CHAMPION, move, actor, reason, None, extra)
+
+    def _record_move(
+        self,
+        action: str,
+        alias: str,
+        move: Move,
+        actor: str,
+        reason: str,
+        details: Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The event of an alias move: `previous_version` is what the winning write replaced,
+        and `alias_revision` orders the moves of one alias even when events land out of order."""
+        return self._record(
+            action,
+            str(move.after.version),
+            alias=alias,
+            previous=move.before.version,
             actor=actor,
             reason=reason,
-            extra={"from_version": current, "to_version": target},
+            details=details,
+            extra={**(extra or {}), "alias_revision": move.after.revision},
         )
-        return str(target)
 
-    def _read_alias(self, alias: str) -> dict[str, Any]:
+    def _read_pointer(self, alias: str) -> tuple[Pointer, str | None]:
+        """The alias as stored, and the tag a conditional write compares with (None: unset)."""
         try:
-            record: dict[str, Any] = json.loads(self.store.get_bytes(self._alias_key(alias)))
+            data, tag = self.store.get_tagged(self._alias_key(alias))
         except NotFoundError:
-            return {"alias": alias, "version": None, "history": []}
-        return record
-
-    def _write_alias(
-        self, alias: str, version: str | None, history: list[str], *, actor: str, reason: str
-    ) -> None:
-        record = {
-            "alias": alias,
-            "version": version,
-            "history": history,
-            "updated_at": datetime.now(UTC).isoformat(),
-            "actor": actor,
-            "reason": reason,
-        }
-        self.store.put_bytes(self._alias_key(alias), to_json(record))
+            return Pointer(), None
+        record = json.loads(data)
+        pointer = Pointer(record["version"], tuple(record["history"]), record.get("revision", 0))
+        return pointer, tag
 
     # Audit trail
 

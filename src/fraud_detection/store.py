@@ -1,9 +1,11 @@
-"""Object store: a local folder or an S3 prefix behind the same four methods."""
+"""Object store: a local folder or an S3 prefix behind the same small interface."""
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,12 +34,24 @@ class ObjectStore(Protocol):
 
     uri: str
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        """Write `data` at `key`; with `if_absent`, write nothing and return False if it exists."""
+    def put_bytes(
+        self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None
+    ) -> bool:
+        """Write `data` at `key` and return True; or write nothing and return False when
+        `if_absent` and the key exists, or `if_match` is not the tag the key holds now (a
+        compare-and-swap: no other write can land between the check and this one)."""
         ...
 
     def get_bytes(self, key: str) -> bytes:
         """The bytes at `key`; raises NotFoundError if there are none."""
+        ...
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The bytes at `key` and the tag `put_bytes(if_match=...)` compares with."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key` if it exists."""
         ...
 
     def exists(self, key: str) -> bool:
@@ -71,31 +85,31 @@ class LocalStore:
         self.uri = uri
         self.root = Path(uri)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        """Write via a temp file; `if_absent` links it into place, which fails if the key exists."""
+    def put_bytes(
+        self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None
+    ) -> bool:
+        """Write via a temp file, then move it into place: `if_absent` links it, which fails
+        if the key exists; `if_match` replaces it under the folder's lock."""
         target = self.root / check_key(key)
         with self._errors(key, "write"):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
-            # 0o666 less the umask, like any file a program writes: a store written by one
-            # account (training) is read by another (the service's non-root user).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            tmp = _write_temp(target, data)
             try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                if not if_absent:
+                if if_absent:
+                    try:
+                        os.link(tmp, target)
+                    except FileExistsError:
+                        return False
+                    return True
+                if if_match is None:
                     os.replace(tmp, target)
                     return True
-                try:
-                    os.link(tmp, target)
-                except FileExistsError:
-                    return False
-                return True
+                with _locked(target.parent):
+                    if _file_tag(target) != if_match:
+                        return False
+                    os.replace(tmp, target)
+                    return True
             finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+                tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         """The file's bytes; NotFoundError if it does not exist."""
@@ -105,6 +119,19 @@ class LocalStore:
                 return path.read_bytes()
             except FileNotFoundError:
                 raise NotFoundError(f"{key} not found in store {self.uri}") from None
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The file's bytes and their sha256, the tag a compare-and-swap compares with."""
+        data = self.get_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def delete(self, key: str) -> None:
+        """Remove the file, and its folder once empty (a version folder left by a failed write)."""
+        target = self.root / check_key(key)
+        with self._errors(key, "delete"):
+            target.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: other keys live there
+                target.parent.rmdir()
 
     def exists(self, key: str) -> bool:
         """Whether the file exists."""
@@ -123,7 +150,7 @@ class LocalStore:
             )
             return sorted(k for k in keys if k.startswith(prefix))
 
-    @contextmanager
+    @contextlib.contextmanager
     def _errors(self, key: str, action: str) -> Iterator[None]:
         try:
             yield
@@ -146,16 +173,23 @@ class S3Store:
         with self._errors(""):
             self._client: Any = _s3_client()
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        """PUT the object; `if_absent` sends If-None-Match: * so only one writer can win."""
+    def put_bytes(
+        self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None
+    ) -> bool:
+        """PUT the object; `if_absent` sends If-None-Match: * and `if_match` If-Match: ETag,
+        so S3 itself refuses a write that lost the race."""
         condition = {"IfNoneMatch": "*"} if if_absent else {}
+        if if_match is not None:
+            condition = {"IfMatch": if_match}
         with self._errors(key):
             try:
                 self._client.put_object(
                     Bucket=self.bucket, Key=self._full(key), Body=data, **condition
                 )
             except ClientError as exc:
-                if if_absent and _error_code(exc) in _CONDITIONAL_LOSS:
+                # If-Match on a key deleted meanwhile answers 404: that race is lost too.
+                lost = _CONDITIONAL_LOSS | (_MISSING if if_match is not None else set())
+                if condition and _error_code(exc) in lost:
                     return False
                 raise
         return True
@@ -166,6 +200,18 @@ class S3Store:
             response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
             body: bytes = response["Body"].read()
             return body
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and its ETag, read in the one GET."""
+        with self._errors(key):
+            response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
+            body: bytes = response["Body"].read()
+            return body, str(response["ETag"])
+
+    def delete(self, key: str) -> None:
+        """DELETE the object (S3 answers success for a key that is not there)."""
+        with self._errors(key):
+            self._client.delete_object(Bucket=self.bucket, Key=self._full(key))
 
     def exists(self, key: str) -> bool:
         """HEAD the object."""
@@ -190,7 +236,7 @@ class S3Store:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    @contextmanager
+    @contextlib.contextmanager
     def _errors(self, key: str) -> Iterator[None]:
         where = f"s3://{self.bucket}/" + "/".join(p for p in (self.prefix, key) if p)
         try:
@@ -203,6 +249,51 @@ class S3Store:
             raise StoreError(f"{where}: {code}: {message}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"{where}: {exc}") from exc
+
+
+def _write_temp(target: Path, data: bytes) -> Path:
+    """`data` fsynced in a fresh temp file beside `target`, ready to be moved into place."""
+    tmp = target.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    for attempt in range(2):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # 0o666 less the umask, like any file a program writes: a store written by one
+            # account (training) is read by another (the service's non-root user).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileNotFoundError:
+            # `delete` removed the folder once it was empty, between the two calls.
+            if attempt:
+                raise
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` itself: writers of its files take turns, across
+    threads and processes, and the kernel drops the lock of a process that dies."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _file_tag(path: Path) -> str | None:
+    """The tag LocalStore.get_tagged gives the file now, or None if there is none."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _s3_client() -> Any:

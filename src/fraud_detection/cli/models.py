@@ -181,9 +181,12 @@ def promote_command(
 ) -> None:
     """Make VERSION champion after verifying its artifacts; the old champion stays in history."""
     registry = open_registry(store_uri, model_name)
-    previous = registry.aliases().get(CHAMPION)
     event = registry.promote(version, reason=reason)
-    current = event["version"] if event else registry.resolve(version)
+    if event is None:
+        current = registry.resolve(version)
+        previous: str | None = current
+    else:
+        current, previous = event["version"], event["previous_version"]
     mirror_to_mlflow(registry)
     _report_change(registry, previous, current, changed=event is not None, as_json=as_json)
 
@@ -196,10 +199,11 @@ def rollback_command(
 ) -> None:
     """Make the previous champion champion again."""
     registry = open_registry(store_uri, model_name)
-    previous = registry.aliases().get(CHAMPION)
-    current = registry.rollback(reason=reason)
+    event = registry.step_back(reason=reason)
     mirror_to_mlflow(registry)
-    _report_change(registry, previous, current, changed=True, as_json=as_json)
+    _report_change(
+        registry, event["previous_version"], event["version"], changed=True, as_json=as_json
+    )
 
 
 @models.command("sync-mlflow")
