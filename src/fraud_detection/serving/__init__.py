@@ -1,28 +1,27 @@
 """The Flask service: `create_app(settings)` builds it, `close_app(app)` stops its resources."""
 
 from flask import Flask
-from prometheus_client import CollectorRegistry
-from prometheus_flask_exporter import PrometheusMetrics
 
 from ..config import Settings, get_settings
 from ..registry import Registry
 from ..sql_sink import open_sink
 from ..store import open_store
 from . import ops, predict, v2
-from .auth import install_auth
+from .auth import install_auth, required_tokens
 from .dataplane import DataPlane
+from .endpoints import ENDPOINTS
 from .holder import ModelHolder
 from .http_errors import install_error_handlers
+from .http_metrics import install_http_metrics
 from .log_writer import PredictionLogWriter
+from .openapi import openapi_document
 from .review import install_review
-
-ENDPOINTS = {"predict.predict": "predict", "v2.infer": "v2_infer", "predict.feedback": "feedback"}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the service and start its resources: the model reloader and the log writer."""
     settings = settings or get_settings()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # every route is in the endpoint table
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     holder = ModelHolder(
         lambda: Registry(open_store(settings.model_store), settings.model_name),
@@ -38,20 +37,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (predict.bp, v2.bp, ops.bp):
         app.register_blueprint(blueprint)
     install_review(app, settings)
-    # HTTP metrics for the other routes, in a registry per app (tests build many apps in one
-    # process). Scoring routes are left out: fraud_prediction_latency_seconds and
-    # fraud_request_errors_total already measure them, with model labels, at half the cost.
-    http_registry = CollectorRegistry()
-    app.extensions["fraud_http_metrics"] = http_registry
-    PrometheusMetrics(
-        app,
-        path=None,
-        registry=http_registry,
-        group_by="url_rule",
-        excluded_paths=["^/metrics$", "^/predict$", "^/v2/models/.*/infer$"],
-    )
-    install_auth(app, settings)
-    install_error_handlers(app, ENDPOINTS)
+    required = required_tokens(settings)
+    app.extensions["fraud_openapi"] = openapi_document(settings, frozenset(required))
+    install_http_metrics(app, {e.name for e in ENDPOINTS.values() if not e.http_metrics})
+    install_auth(app, required)
+    install_error_handlers(app)
     plane.start()
     return app
 

@@ -1,15 +1,57 @@
-"""Bearer-token checks for scoring and admin routes, installed only when tokens are set."""
+"""Bearer-token guards, read from the endpoint table; tokens parsed once, from settings.
+
+Each bearer guard kind names the setting that lists its tokens. With no bearer token set, auth
+is off (a local run) and no hook is installed at all. Once any is set, a kind without tokens is
+open if it is `open_when_unset` (scoring), else closed: admin then answers 401 to everyone.
+A kind whose guard is None is checked by its blueprint: the review pages' analysts sign in once
+and carry a signed session (review/access.py), not a bearer token.
+"""
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from flask import Flask, Request, request
 
 from ..config import Settings
 from ..errors import Unauthorized
+from .endpoints import ADMIN, ANALYST, ENDPOINTS, OPEN, SCORING
 
-SCORING = {"predict.predict", "v2.infer", "predict.feedback"}
-ADMIN = {"ops.reload"}
+
+def split_tokens(value: str) -> tuple[str, ...]:
+    """The tokens of a comma-separated setting."""
+    return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One guard kind: the setting that lists its tokens, and whether it is open without any."""
+
+    tokens: Callable[[Settings], tuple[str, ...]]
+    open_when_unset: bool
+
+
+GUARDS: dict[str, Guard | None] = {
+    SCORING: Guard(lambda s: split_tokens(s.api_tokens), open_when_unset=True),
+    ADMIN: Guard(lambda s: (s.admin_token,) if s.admin_token else (), open_when_unset=False),
+    ANALYST: None,
+}
+
+
+def required_tokens(settings: Settings) -> Mapping[str, tuple[str, ...]]:
+    """Flask endpoint name -> the bearer tokens it accepts, for every route a bearer token
+    guards (no tokens: closed); empty when no bearer token is set."""
+    unknown = {e.guard for e in ENDPOINTS.values()} - {OPEN, *GUARDS}
+    if unknown:  # a misspelt kind would leave its routes open
+        raise ValueError(f"endpoints name guard kinds auth.GUARDS lacks: {sorted(unknown)}")
+    bearer = {kind: guard for kind, guard in GUARDS.items() if guard is not None}
+    tokens = {kind: guard.tokens(settings) for kind, guard in bearer.items()}
+    if not any(tokens.values()):
+        return {}
+    guarded = {
+        kind: found for kind, found in tokens.items() if found or not bearer[kind].open_when_unset
+    }
+    return {e.name: guarded[e.guard] for e in ENDPOINTS.values() if e.guard in guarded}
 
 
 def bearer_token(req: Request) -> str | None:
@@ -26,28 +68,13 @@ def token_allowed(given: str | None, allowed: Iterable[str]) -> bool:
     return any(matches)
 
 
-def scoring_tokens(settings: Settings) -> list[str]:
-    """FRAUD_API_TOKENS, split."""
-    return [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
-
-
-def install_auth(app: Flask, settings: Settings) -> None:
-    """Guard scoring with FRAUD_API_TOKENS and admin with FRAUD_ADMIN_TOKEN.
-
-    With neither set, auth is off (a local run) and no hook is installed at all.
-    """
-    api = scoring_tokens(settings)
-    admin = [settings.admin_token] if settings.admin_token else []
-    if not api and not admin:
+def install_auth(app: Flask, required: Mapping[str, tuple[str, ...]]) -> None:
+    """Check the bearer token of every guarded route (`required_tokens`); no hook without any."""
+    if not required:
         return
 
     @app.before_request
     def check_token() -> None:
-        if request.endpoint in SCORING and api:
-            needed = api
-        elif request.endpoint in ADMIN:
-            needed = admin  # empty when only scoring tokens are set: admin is then closed
-        else:
-            return
-        if not token_allowed(bearer_token(request), needed):
+        needed = required.get(request.endpoint or "")
+        if needed is not None and not token_allowed(bearer_token(request), needed):
             raise Unauthorized("missing or invalid bearer token")

@@ -1,11 +1,12 @@
 """What a route handler reaches through Flask's app context (transport side, not data plane)."""
 
-from typing import cast
+from typing import Any, cast
 
-from flask import current_app
-from prometheus_client import CollectorRegistry
+from flask import current_app, request
 
 from .dataplane import DataPlane
+from .endpoints import METRIC_LABELS
+from .metrics import OTHER
 
 
 def current_plane() -> DataPlane:
@@ -13,6 +14,11 @@ def current_plane() -> DataPlane:
     return cast(DataPlane, current_app.extensions["fraud"])
 
 
-def http_metrics_registry() -> CollectorRegistry:
-    """The app's own registry of HTTP metrics (tests build many apps in one process)."""
-    return cast(CollectorRegistry, current_app.extensions["fraud_http_metrics"])
+def metric_label() -> str:
+    """The endpoint label of the route handling this request, from the endpoint table."""
+    return METRIC_LABELS.get(request.endpoint or "", OTHER)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The app's OpenAPI document, built once with it."""
+    return cast(dict[str, Any], current_app.extensions["fraud_openapi"])

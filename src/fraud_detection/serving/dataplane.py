@@ -190,7 +190,13 @@ class DataPlane:
         return self._finish(champion, parts, ids, endpoint, started)
 
     def infer(
-        self, name: str, version: str | None, x: NDArray[np.float32], ids: list[str], started: float
+        self,
+        name: str,
+        version: str | None,
+        x: NDArray[np.float32],
+        ids: list[str],
+        endpoint: str,
+        started: float,
     ) -> Prediction:
         """V2 infer: the champion's rows are routed like /predict's; a named challenger
         version scores every row itself."""
@@ -199,7 +205,7 @@ class DataPlane:
             parts = self._route(x, ids, model)
         else:
             parts = [Part(score(model, x, CHALLENGER), np.arange(len(x)), x, ids)]
-        return self._finish(model, self._explain(parts, None), ids, "v2_infer", started)
+        return self._finish(model, self._explain(parts, None), ids, endpoint, started)
 
     def _explain(self, parts: list[Part], explain: bool | None) -> list[Part]:
         """Explain the rows asked for, or by default the flagged ones: the rest pay nothing."""

@@ -26,6 +26,7 @@ from ..errors import (
 )
 from . import metrics
 from .codecs import json_response
+from .context import metric_label
 
 
 class Status(NamedTuple):
@@ -97,8 +98,8 @@ def v2_body(error: Refusal) -> dict[str, Any]:
     return {"error": error.message}
 
 
-def _answer(error: Refusal, metric_labels: Mapping[str, str]) -> Response:
-    metrics.ERRORS.labels(metric_labels.get(request.endpoint or "", "other"), error.reason).inc()
+def _answer(error: Refusal) -> Response:
+    metrics.ERRORS.labels(metric_label(), error.reason).inc()
     # By path, not blueprint: a 404 or 405 under /v2 matched no route, so has no blueprint.
     v2 = request.path == "/v2" or request.path.startswith("/v2/")
     response = json_response(v2_body(error) if v2 else predict_body(error), error.status)
@@ -106,20 +107,19 @@ def _answer(error: Refusal, metric_labels: Mapping[str, str]) -> Response:
     return response
 
 
-def install_error_handlers(app: Flask, metric_labels: Mapping[str, str]) -> None:
-    """Answer every error in its surface's shape and count it by the route's metric label
-    (`metric_labels`: Flask endpoint name to label; any other route counts as `other`)."""
+def install_error_handlers(app: Flask) -> None:
+    """Answer every error in its surface's shape and count it by the route's metric label."""
 
     @app.errorhandler(RequestError)
     def request_error(exc: RequestError) -> Response:
-        return _answer(refusal(exc), metric_labels)
+        return _answer(refusal(exc))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        return _answer(http_refusal(exc), metric_labels)
+        return _answer(http_refusal(exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         app.logger.exception("unhandled error")
         message = "internal error; it has been logged"
-        return _answer(Refusal(500, INTERNAL, message), metric_labels)
+        return _answer(Refusal(500, INTERNAL, message))

@@ -1,6 +1,11 @@
-"""Every metric the service exports (SPEC section 7), declared once, with closed label sets."""
+"""Every metric the service exports (SPEC section 7), declared once, with closed label sets.
+
+A label value never comes straight from a request: methods, paths and statuses fold into the
+closed sets below (`other` for the rest), so no client can add series.
+"""
 
 import os
+from http import HTTPStatus
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -64,6 +69,30 @@ LOG_PENDING = Gauge(
 )
 FEEDBACK = Counter("fraud_feedback_total", "Analyst labels stored.", ["label"])
 
+# HTTP metrics of the routes without their own latency metric (endpoints.Endpoint.http_metrics);
+# url_rule is the route's path rule from the endpoint table.
+HTTP_LATENCY = Histogram(
+    "flask_http_request_duration_seconds",
+    "HTTP request duration in seconds.",
+    ["method", "url_rule", "status"],
+)
+HTTP_REQUESTS = Counter("flask_http_request_total", "HTTP requests.", ["method", "status"])
+OTHER = "other"
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+HTTP_STATUSES = {int(s): str(int(s)) for s in HTTPStatus}
+
+
+def method_label(method: str) -> str:
+    """A request method as a label: a standard one, else `other`."""
+    return method if method in HTTP_METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    """A response status as a label: a registered one, else `other`."""
+    return HTTP_STATUSES.get(status, OTHER)
+
 
 _shown: set[tuple[str, str]] = set()
 
@@ -81,11 +110,11 @@ def set_model_info(champion: LoadedModel | None, challenger: LoadedModel | None)
     _shown.update(served)
 
 
-def exposition(http_registry: CollectorRegistry) -> tuple[bytes, str]:
+def exposition() -> tuple[bytes, str]:
     """The /metrics body: every worker's samples in multiprocess mode, else this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Every registry's values live in the shared files; one collector reads them all.
         registry = CollectorRegistry()
         mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY) + generate_latest(http_registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -4,6 +4,7 @@ OpenAPI 3.1 because its schemas are JSON Schema 2020-12, which is what pydantic 
 document is built per settings, so the model name and the auth it shows are the live ones.
 """
 
+from collections.abc import Set
 from typing import Any
 
 from ..config import Settings
@@ -311,7 +312,7 @@ def _operation(
     return operation
 
 
-def _v2_paths(settings: Settings, scoring_guarded: bool) -> dict[str, Any]:
+def _v2_paths(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
     name = {
         "name": "name",
         "in": "path",
@@ -369,7 +370,7 @@ def _v2_paths(settings: Settings, scoring_guarded: bool) -> dict[str, Any]:
                     **_errors("V2Error", 400, 404, 413, 415, 503),
                 },
                 body=_schema("V2Request"),
-                guarded=scoring_guarded,
+                guarded="v2.infer" in guarded,
                 error="V2Error",
             ),
             "parameters": parameters,
@@ -398,11 +399,9 @@ def _v2_infer_answer() -> dict[str, Any]:
     return answer
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
-    """OpenAPI 3.1 description of every route the service answers."""
-    api_tokens = any(t.strip() for t in settings.api_tokens.split(","))
-    # With scoring tokens only, admin is closed (every call 401); with none, auth is off.
-    admin_guarded = api_tokens or bool(settings.admin_token)
+def openapi_document(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
+    """OpenAPI 3.1 description of every route the service answers; `guarded` names the Flask
+    endpoints that take a bearer token (auth.required_tokens)."""
     predictions = _object(
         predictions={"type": "array", "items": _schema("Prediction")},
         model_version={"type": "string"},
@@ -430,7 +429,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         _schema("Batch"),
                     ]
                 },
-                guarded=api_tokens,
+                guarded="predict.predict" in guarded,
                 parameters=[
                     {
                         "name": "explain",
@@ -458,7 +457,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         {"allOf": [_schema("Labels"), _without("transaction_id", "label")]},
                     ]
                 },
-                guarded=api_tokens,
+                guarded="predict.feedback" in guarded,
             )
         },
         "/models": {
@@ -508,10 +507,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "200": _json(_schema("Reloaded"), "reloaded"),
                     "502": _json(_schema("Reloaded"), "the store could not be read"),
                 },
-                guarded=admin_guarded,
+                guarded="ops.reload" in guarded,
             )
         },
-        **_v2_paths(settings, api_tokens),
+        **_v2_paths(settings, guarded),
     }
     document: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -538,6 +537,6 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             }
         },
     }
-    if api_tokens or admin_guarded:
+    if guarded:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     return document

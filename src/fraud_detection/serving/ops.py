@@ -6,13 +6,13 @@ from flask import Blueprint, Response
 
 from . import metrics
 from .codecs import json_response
-from .context import current_plane, http_metrics_registry
-from .openapi import openapi_document
+from .context import current_plane, openapi_document
+from .endpoints import route
 
 bp = Blueprint("ops", __name__)
 
 
-@bp.get("/health")
+@route(bp)
 def health() -> Any:
     """Liveness plus what is served; 503 while no model is loaded."""
     model = current_plane().holder.champion
@@ -23,18 +23,18 @@ def health() -> Any:
     return json_response(body, 200 if model else 503)
 
 
-@bp.get("/metrics")
+@route(bp)
 def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition(http_metrics_registry())
+    body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 
 
-@bp.get("/openapi.json")
+@route(bp)
 def openapi() -> Any:
-    return json_response(openapi_document(current_plane().settings))
+    return json_response(openapi_document())
 
 
-@bp.post("/admin/reload")
+@route(bp)
 def reload() -> Any:
     """Follow the aliases now instead of at the next poll."""
     plane = current_plane()

@@ -7,23 +7,24 @@ from flask import Blueprint, request
 
 from ..registry import CHALLENGER, CHAMPION
 from .codecs import decode_feedback, decode_predict, encode_model, encode_predict, json_response
-from .context import current_plane
+from .context import current_plane, metric_label
+from .endpoints import route
 
 bp = Blueprint("predict", __name__)
 
 
-@bp.post("/predict")
+@route(bp)
 def predict() -> Any:
     """Score one transaction, or {"instances": [...]}; answers per transaction, with the
     reasons (TreeSHAP) for flagged ones and, with `explain`, for every one."""
     started = time.perf_counter()
     plane = current_plane()
     body = decode_predict(request, plane.settings.max_batch)
-    prediction = plane.predict(body.x, body.ids, "predict", started, body.explain)
+    prediction = plane.predict(body.x, body.ids, metric_label(), started, body.explain)
     return encode_predict(prediction, body.batch)
 
 
-@bp.post("/feedback")
+@route(bp)
 def feedback() -> Any:
     """Store analyst labels ({transaction_id, label} or {"labels": [...]}) by transaction id."""
     plane = current_plane()
@@ -31,7 +32,7 @@ def feedback() -> Any:
     return json_response({"stored": stored})
 
 
-@bp.get("/models")
+@route(bp)
 def models() -> Any:
     """The champion (and challenger) this worker serves."""
     plane = current_plane()

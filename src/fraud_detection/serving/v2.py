@@ -12,47 +12,45 @@ from .codecs import (
     encode_v2_metadata,
     json_response,
 )
-from .context import current_plane
+from .context import current_plane, metric_label
+from .endpoints import route
 
-bp = Blueprint("v2", __name__, url_prefix="/v2")
+bp = Blueprint("v2", __name__)
 
 
-@bp.get("/health/live")
+@route(bp)
 def live() -> Any:
     return json_response({"live": True})
 
 
-@bp.get("/health/ready")
+@route(bp)
 def ready() -> Any:
     is_ready = current_plane().ready
     return json_response({"ready": is_ready}, 200 if is_ready else 503)
 
 
-@bp.get("")
+@route(bp)
 def server_metadata() -> Any:
     return json_response(encode_server_metadata())
 
 
-@bp.get("/models/<name>")
-@bp.get("/models/<name>/versions/<version>")
+@route(bp)
 def model_metadata(name: str, version: str | None = None) -> Any:
     return json_response(encode_v2_metadata(name, current_plane().model(name, version)))
 
 
-@bp.get("/models/<name>/ready")
-@bp.get("/models/<name>/versions/<version>/ready")
+@route(bp)
 def model_ready(name: str, version: str | None = None) -> Any:
     current_plane().model(name, version)
     return json_response({"name": name, "ready": True})
 
 
-@bp.post("/models/<name>/infer")
-@bp.post("/models/<name>/versions/<version>/infer")
+@route(bp)
 def infer(name: str, version: str | None = None) -> Any:
     """Score an [N, 30] tensor; outputs `probabilities` (FP32) and `is_fraud` (BOOL)."""
     started = time.perf_counter()
     plane = current_plane()
     plane.model(name, version)  # an unknown model is a 404 whatever the body
     body = decode_v2(request, plane.settings.max_batch)
-    prediction = plane.infer(name, version, body.x, body.ids, started)
+    prediction = plane.infer(name, version, body.x, body.ids, metric_label(), started)
     return encode_v2(name, body, prediction)

@@ -32,6 +32,7 @@ from ...prediction_log import utc_now
 from ...schema import FEATURES
 from ...sql_sink import SqlSink
 from ..context import current_plane
+from ..endpoints import route
 from ..http_errors import refusal
 from . import access
 from .chart import explanation_chart
@@ -177,7 +178,7 @@ def _today_counts(where: QueueFilter) -> Any:
     return day_counts(_engine(), where.day or utc_now().date())
 
 
-@bp.get("")
+@route(bp)
 def queue() -> Any:
     """The queue: open alerts, highest score first, a page at a time."""
     where = _queue_filter(request.args)
@@ -201,7 +202,7 @@ def queue() -> Any:
     )
 
 
-@bp.get("/alerts/<int:alert_id>")
+@route(bp)
 def alert(alert_id: int) -> Any:
     """One alert: its decision buttons, explanation, features and labels."""
     where = _queue_filter(request.args)
@@ -229,7 +230,7 @@ def alert(alert_id: int) -> Any:
     )
 
 
-@bp.post("/alerts/<int:alert_id>/label")
+@route(bp)
 def label(alert_id: int) -> Any:
     """Store the reviewer's decision, as /feedback stores labels, then show the next alert."""
     where = _queue_filter(request.form)
@@ -250,7 +251,7 @@ def label(alert_id: int) -> Any:
     return redirect(url_for("review.alert", alert_id=following, **args), 303)
 
 
-@bp.post("/undo")
+@route(bp)
 def undo() -> Any:
     """Take back this reviewer's last label and show its alert again."""
     where = _queue_filter(request.form)
@@ -269,7 +270,7 @@ def undo() -> Any:
     return redirect(url_for("review.alert", alert_id=alert_id, **args), 303)
 
 
-@bp.route("/sign-in", methods=["GET", "POST"])
+@route(bp)
 def sign_in() -> Any:
     """Ask for a token (when analyst tokens are set) and a name; then start a session."""
     analysts = _analysts()
@@ -308,7 +309,7 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-@bp.post("/sign-out")
+@route(bp)
 def sign_out() -> Any:
     access.sign_out()
     return redirect(url_for("review.sign_in"), 303)

@@ -56,8 +56,7 @@ def read_analysts(settings: Settings) -> Analysts:
         name, _, token = entry.strip().rpartition(":")
         if token.strip():
             tokens[token.strip()] = name.strip() or None
-    others = auth.scoring_tokens(settings) or settings.admin_token
-    return Analysts(tokens, closed=not tokens and bool(others))
+    return Analysts(tokens, closed=not tokens and bool(auth.required_tokens(settings)))
 
 
 def session_key(settings: Settings, analysts: Analysts) -> bytes:
