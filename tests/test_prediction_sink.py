@@ -15,7 +15,8 @@ from test_prediction_log_writer import batch
 
 from fraud_detection.log_record import LOG_COLUMNS, SHADOW, Row, utc_now
 from fraud_detection.monitoring import count_log
-from fraud_detection.prediction_sink import RefusedRows, WindowAggregate
+from fraud_detection.monitoring.estimation import score_sums_of_frame
+from fraud_detection.prediction_sink import RefusedRows, ScoreSum, WindowAggregate
 from fraud_detection.reference import bin_counts, build_reference
 from fraud_detection.retraining import recent_labelled_rows
 from fraud_detection.schema import FEATURES, LABEL
@@ -75,6 +76,13 @@ class MemorySink:
             bins(scored, score_edges),
         )
 
+    def score_sums(
+        self, start: datetime, end: datetime, knots: Mapping[str, Sequence[float]]
+    ) -> list[ScoreSum]:
+        window = self.read_window(start)
+        served = window[(window["created_at"] <= end) & (window["variant"] != SHADOW)]
+        return score_sums_of_frame(served, knots)
+
     def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
         window = self.read_window(since).dropna(subset=["label"])
         latest = window.drop_duplicates("transaction_id", keep="last")
@@ -133,6 +141,15 @@ def test_monitoring_counts_any_sink_alike(sinks: tuple[MemorySink, Any]) -> None
     memory, sql = (count_log(sink, since, reference, "4") for sink in sinks)
     assert memory == sql
     assert 0 < memory[0].served.rows < 300
+
+
+def test_estimation_sums_scores_of_any_sink_alike(sinks: tuple[MemorySink, Any]) -> None:
+    start, end = utc_now() - timedelta(hours=5), utc_now() - timedelta(hours=1)
+    knots = {"4": [0.0, 0.01, 0.05, 0.5], "3": [0.02]}
+    memory, sql = (sorted(sink.score_sums(start, end, knots)) for sink in sinks)
+    assert [s[:4] for s in memory] == [s[:4] for s in sql]
+    assert [s.score_sum for s in memory] == pytest.approx([s.score_sum for s in sql])
+    assert 0 < sum(s.rows for s in memory) < 300
 
 
 def test_retraining_reads_labelled_rows_from_any_sink_alike(

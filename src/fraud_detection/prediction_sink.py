@@ -9,7 +9,7 @@ implementation (`sql_sink.SqlSink`, over `prediction_log`'s tables) is chosen at
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import pandas as pd
 
@@ -38,6 +38,19 @@ class WindowAggregate:
     groups: list[tuple[str, str, bool, int | None, int]]
     feature_bins: dict[str, list[int]]
     score_bins: list[int]
+
+
+class ScoreSum(NamedTuple):
+    """Served rows of one model version, flagged or not, in one segment of that version's
+    calibration map: how many, and the sum of their scores (what performance estimation
+    needs of them, as the map is linear within a segment)."""
+
+    version: str
+    flagged: bool
+    segment: int
+    """How many of the map's knots lie at or below the rows' scores."""
+    rows: int
+    score_sum: float
 
 
 class PredictionSink(Protocol):
@@ -73,6 +86,13 @@ class PredictionSink(Protocol):
         version: str,
     ) -> WindowAggregate:
         """The counts of the rows logged since `since` that monitoring judges."""
+        ...
+
+    def score_sums(
+        self, start: datetime, end: datetime, knots: Mapping[str, Sequence[float]]
+    ) -> list[ScoreSum]:
+        """The served rows logged in [start, end] of each version in `knots` (its calibration
+        map's increasing knots), summed per (version, flagged, segment)."""
         ...
 
     def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:

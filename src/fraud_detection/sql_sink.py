@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Engine,
+    case,
     func,
     literal_column,
     select,
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import prediction_log as sql
 from .errors import PredictionLogError
 from .log_record import SHADOW, Row
-from .prediction_sink import PRUNE_BATCH, PredictionSink, RefusedRows, WindowAggregate
+from .prediction_sink import PRUNE_BATCH, PredictionSink, RefusedRows, ScoreSum, WindowAggregate
 
 predictions, feedback = sql.predictions, sql.feedback
 
@@ -89,6 +90,12 @@ class SqlSink:
         """Two scans, and only a few hundred numbers come back whatever the window holds."""
         return aggregate_window(self.engine, since, feature_edges, score_edges, version)
 
+    def score_sums(
+        self, start: datetime, end: datetime, knots: Mapping[str, Sequence[float]]
+    ) -> list[ScoreSum]:
+        """One scan and one GROUP BY: a few numbers per map segment come back."""
+        return score_sums(self.engine, start, end, knots)
+
     def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
         return sql.labelled_chunks(self.engine, since, chunk_rows)
 
@@ -149,6 +156,49 @@ def aggregate_window(
         feature_bins,
         score_bins,
     )
+
+
+def score_sums(
+    engine: Engine, start: datetime, end: datetime, knots: Mapping[str, Sequence[float]]
+) -> list[ScoreSum]:
+    """Count and score sum of the served rows per (version, flagged, map segment), the
+    segment picked by a CASE over the version's knots (most rows score near zero and stop at
+    the first WHEN)."""
+    if not knots:
+        return []
+    score = predictions.c.probability
+    segment = case(
+        *(
+            (
+                predictions.c.model_version == version,
+                case(*((score < float(x), k) for k, x in enumerate(xs)), else_=len(xs)),
+            )
+            for version, xs in knots.items()
+        )
+    ).label("segment")
+    keys = (predictions.c.model_version, predictions.c.is_fraud)
+    query = (
+        select(*keys, segment, func.count(), func.sum(score))
+        .where(
+            _logged_since(engine, start),
+            predictions.c.created_at <= end,
+            predictions.c.variant != SHADOW,
+            predictions.c.model_version.in_(list(knots)),
+        )
+        # By its name: the CASE's bound knots would not match a repeated expression.
+        .group_by(*keys, literal_column("segment"))
+    )
+    try:
+        with engine.connect() as conn:
+            if not sql.is_logging(conn):
+                return []
+            groups = conn.execute(query).all()
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {sql.error_reason(exc)}") from exc
+    return [
+        ScoreSum(str(version), bool(flagged), int(segment), int(rows), float(total or 0.0))
+        for version, flagged, segment, rows, total in groups
+    ]
 
 
 def _logged_since(engine: Engine, since: datetime) -> ColumnElement[bool]:
