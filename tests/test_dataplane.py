@@ -79,3 +79,42 @@ def test_shadow_applies_to_v2_infer(make_app: MakeApp, store: Path, tmp_path: Pa
     assert scored("2", "shadow") - before == 4
     variants = sorted(variant for _, _, variant, _ in _logged(app, url))
     assert variants == ["champion"] * 4 + ["shadow"] * 4
+
+
+def test_a_version_in_the_v2_path_scores_every_row_with_it_under_a_b(
+    make_app: MakeApp, store: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    # Half the ids go to the challenger when the path names no version.
+    app = make_app(store, database_url=url, challenger_traffic=0.5)
+    client = app.test_client()
+    routed = client.post(INFER, json=_v2(200, "ab")).get_json()
+    assert set(routed["parameters"]["row_model_versions"]) == {"1", "2"}
+    for version in ("1", "2"):
+        path = f"/v2/models/fraud-detector/versions/{version}/infer"
+        body = client.post(path, json=_v2(200, f"pin{version}")).get_json()
+        assert body["model_version"] == version
+        assert "row_model_versions" not in body["parameters"]
+    logged = [row for row in _logged(app, url) if row[0].startswith("pin")]
+    assert sorted(logged) == sorted(
+        [(f"pin1:{i}", "v2_infer", "champion", "1") for i in range(200)]
+        + [(f"pin2:{i}", "v2_infer", "challenger", "2") for i in range(200)]
+    )
+
+
+def test_a_version_in_the_v2_path_is_not_shadowed(
+    make_app: MakeApp, store: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    app = make_app(store, database_url=url, shadow=True)
+    before = scored("1", "shadow"), scored("2", "shadow")
+    client = app.test_client()
+    for version in ("1", "2"):
+        path = f"/v2/models/fraud-detector/versions/{version}/infer"
+        body = client.post(path, json=_v2(5, f"pin{version}")).get_json()
+        assert body["model_version"] == version
+    assert (scored("1", "shadow"), scored("2", "shadow")) == before
+    assert sorted(_logged(app, url)) == sorted(
+        [(f"pin1:{i}", "v2_infer", "champion", "1") for i in range(5)]
+        + [(f"pin2:{i}", "v2_infer", "challenger", "2") for i in range(5)]
+    )

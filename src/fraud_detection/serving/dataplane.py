@@ -198,13 +198,14 @@ class DataPlane:
         endpoint: str,
         started: float,
     ) -> Prediction:
-        """V2 infer: the champion's rows are routed like /predict's; a named challenger
-        version scores every row itself."""
+        """V2 infer: without a version, rows are routed like /predict's; a version in the path
+        pins them: every row is scored by that version alone (no A/B share, no shadow)."""
         model = self.model(name, version)
-        if model is self.holder.champion:
+        if version is None:
             parts = self._route(x, ids, model)
         else:
-            parts = [Part(score(model, x, CHALLENGER), np.arange(len(x)), x, ids)]
+            variant = CHAMPION if model is self.holder.champion else CHALLENGER
+            parts = [Part(score(model, x, variant), np.arange(len(x)), x, ids)]
         return self._finish(model, self._explain(parts, None), ids, endpoint, started)
 
     def _explain(self, parts: list[Part], explain: bool | None) -> list[Part]:
