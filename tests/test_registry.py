@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from fraud_detection import registry as registry_module
+from fraud_detection.config import Settings
 from fraud_detection.errors import IntegrityError, NotFoundError, UsageError
-from fraud_detection.registry import Registry, sha256_hex
+from fraud_detection.registry import Registry, open_registry, sha256_hex
 from fraud_detection.store import open_store
 
 NAME = "fraud-detector"
@@ -216,9 +217,10 @@ def test_resolve_accepts_numbers_aliases_and_latest(registry: Registry) -> None:
 
 
 def test_promote_sets_champion_and_records_who_why_and_details(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch
+    store_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+    registry = open_registry(Settings(model_store=store_uri, model_name=NAME))
     register(registry)
     event = registry.promote("1", reason="first model", details={"pr_auc": 0.8})
     assert registry.aliases() == {"champion": "1"}

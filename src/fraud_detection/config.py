@@ -1,134 +1,94 @@
-"""All configuration read from the environment, in one place (names: SPEC section 11)."""
+"""All configuration read from the environment, in one place (names: SPEC section 11).
+
+Only the edges read it: `create_app(settings)`, each `fraud` command and the gunicorn config.
+Everything below them takes the values it needs as arguments.
+"""
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import UsageError
 
 HOME = Path(".fraud")
+MAX_BATCH = 1000
+"""Transactions (or labels) one request may carry unless FRAUD_MAX_BATCH says otherwise."""
+LABEL_MATURITY_DAYS = 60.0
+"""Days after which an unlabelled prediction is presumed legitimate, unless
+FRAUD_LABEL_MATURITY_DAYS says otherwise."""
+
+
+def _named(variable: str, default: Any) -> Any:
+    """A field read from `variable` itself: a name other tools own (SPEC section 11)."""
+    return Field(default=default, validation_alias=variable)
 
 
 class Settings(BaseSettings):
-    """Settings for every command and the service; each field maps to one variable."""
+    """Settings for every command and the service: each field is read from FRAUD_<FIELD>,
+    unless it names a variable of its own."""
 
     # An empty variable (a workflow secret that is not set) means "use the default".
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUD_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
-    model_store: str = Field(
-        default=str(HOME / "store"),
-        validation_alias=AliasChoices("FRAUD_MODEL_STORE", "model_store"),
-    )
-    model_name: str = Field(
-        default="fraud-detector", validation_alias=AliasChoices("FRAUD_MODEL_NAME", "model_name")
-    )
-    data: str | None = Field(default=None, validation_alias=AliasChoices("FRAUD_DATA", "data"))
-    data_cache: Path = Field(
-        default=HOME / "data", validation_alias=AliasChoices("FRAUD_DATA_CACHE", "data_cache")
-    )
-    api_tokens: str = Field(
-        default="", validation_alias=AliasChoices("FRAUD_API_TOKENS", "api_tokens")
-    )
-    admin_token: str = Field(
-        default="", validation_alias=AliasChoices("FRAUD_ADMIN_TOKEN", "admin_token")
-    )
-    analyst_tokens: str = Field(
-        default="", validation_alias=AliasChoices("FRAUD_ANALYST_TOKENS", "analyst_tokens")
-    )
+    model_store: str = str(HOME / "store")
+    model_name: str = "fraud-detector"
+    data: str | None = None
+    data_cache: Path = HOME / "data"
+    api_tokens: str = ""
+    admin_token: str = ""
+    analyst_tokens: str = ""
     """The review page's sign-in tokens: comma-separated `token` or `name:token` entries."""
-    reload_interval: float = Field(
-        default=30.0, validation_alias=AliasChoices("FRAUD_RELOAD_INTERVAL", "reload_interval")
-    )
-    serving_cache: Path = Field(
-        default=HOME / "serving-cache",
-        validation_alias=AliasChoices("FRAUD_SERVING_CACHE", "serving_cache"),
-    )
-    max_batch: int = Field(
-        default=1000, validation_alias=AliasChoices("FRAUD_MAX_BATCH", "max_batch")
-    )
-    challenger_traffic: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        validation_alias=AliasChoices("FRAUD_CHALLENGER_TRAFFIC", "challenger_traffic"),
-    )
-    shadow: bool = Field(default=False, validation_alias=AliasChoices("FRAUD_SHADOW", "shadow"))
-    explain_flagged: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("FRAUD_EXPLAIN_FLAGGED", "explain_flagged"),
-    )
-    explain_top: int = Field(
-        default=5, ge=1, le=30, validation_alias=AliasChoices("FRAUD_EXPLAIN_TOP", "explain_top")
-    )
-    database_url: str = Field(
-        default=f"sqlite:///{HOME / 'predictions.db'}",
-        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
-    )
-    log_capacity: int = Field(
-        default=10_000, validation_alias=AliasChoices("FRAUD_LOG_CAPACITY", "log_capacity")
-    )
-    log_spool_dir: Path = Field(
-        default=HOME / "log-spool",
-        validation_alias=AliasChoices("FRAUD_LOG_SPOOL_DIR", "log_spool_dir"),
-    )
-    log_retention_days: float = Field(
-        default=90.0,
-        gt=0,
-        validation_alias=AliasChoices("FRAUD_LOG_RETENTION_DAYS", "log_retention_days"),
-    )
+    reload_interval: float = 30.0
+    serving_cache: Path = HOME / "serving-cache"
+    max_batch: int = MAX_BATCH
+    challenger_traffic: float = Field(default=0.0, ge=0.0, le=1.0)
+    shadow: bool = False
+    explain_flagged: bool = True
+    explain_top: int = Field(default=5, ge=1, le=30)
+    database_url: str = _named("DATABASE_URL", f"sqlite:///{HOME / 'predictions.db'}")
+    log_capacity: int = 10_000
+    log_spool_dir: Path = HOME / "log-spool"
+    log_retention_days: float = Field(default=90.0, gt=0)
     """Days of predictions `fraud log prune` keeps: three times retraining's 30-day lookback."""
-    label_maturity_days: float = Field(
-        default=60.0,
-        ge=0,
-        validation_alias=AliasChoices("FRAUD_LABEL_MATURITY_DAYS", "label_maturity_days"),
-    )
+    label_maturity_days: float = Field(default=LABEL_MATURITY_DAYS, ge=0)
     """Days after which an unlabelled prediction is presumed legitimate (the dispute window
     most chargebacks arrive within); a younger one is unknown, never legitimate."""
-    mlflow_tracking_uri: str = Field(
-        default="", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
-    )
-    on_drift: Literal["", "retrain", "dispatch"] = Field(
-        default="", validation_alias=AliasChoices("FRAUD_ON_DRIFT", "on_drift")
-    )
-    github_token: str = Field(
-        default="", validation_alias=AliasChoices("GITHUB_TOKEN", "github_token")
-    )
-    github_repository: str = Field(
-        default="", validation_alias=AliasChoices("GITHUB_REPOSITORY", "github_repository")
-    )
+    mlflow_tracking_uri: str = _named("MLFLOW_TRACKING_URI", "")
+    on_drift: Literal["", "retrain", "dispatch"] = ""
+    github_token: str = _named("GITHUB_TOKEN", "")
+    github_repository: str = _named("GITHUB_REPOSITORY", "")
     # Set to "true" by GitHub on every Actions runner.
-    github_actions: bool = Field(
-        default=False, validation_alias=AliasChoices("GITHUB_ACTIONS", "github_actions")
-    )
-    github_api_url: str = Field(
-        default="https://api.github.com",
-        validation_alias=AliasChoices("GITHUB_API_URL", "github_api_url"),
-    )
-    retrain_workflow: str = Field(
-        default="retrain.yml",
-        validation_alias=AliasChoices("FRAUD_RETRAIN_WORKFLOW", "retrain_workflow"),
-    )
-    retrain_ref: str = Field(
-        default="main", validation_alias=AliasChoices("FRAUD_RETRAIN_REF", "retrain_ref")
-    )
-    pushgateway_url: str = Field(
-        default="", validation_alias=AliasChoices("PUSHGATEWAY_URL", "pushgateway_url")
-    )
-    reports: Path = Field(
-        default=HOME / "reports", validation_alias=AliasChoices("FRAUD_REPORTS", "reports")
-    )
-    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("FRAUD_HOST", "host"))
-    port: int = Field(default=5000, validation_alias=AliasChoices("FRAUD_PORT", "port"))
-    workers: int = Field(default=2, ge=1, validation_alias=AliasChoices("FRAUD_WORKERS", "workers"))
-    access_log: bool = Field(
-        default=False, validation_alias=AliasChoices("FRAUD_ACCESS_LOG", "access_log")
-    )
-    max_body_bytes: int = Field(
-        default=4 * 1024 * 1024,
-        validation_alias=AliasChoices("FRAUD_MAX_BODY_BYTES", "max_body_bytes"),
-    )
+    github_actions: bool = _named("GITHUB_ACTIONS", False)
+    github_api_url: str = _named("GITHUB_API_URL", "https://api.github.com")
+    # Set by GitHub on every Actions runner: who started the run, and the commit it runs.
+    github_actor: str = _named("GITHUB_ACTOR", "")
+    github_sha: str = _named("GITHUB_SHA", "")
+    retrain_workflow: str = "retrain.yml"
+    retrain_ref: str = "main"
+    pushgateway_url: str = _named("PUSHGATEWAY_URL", "")
+    reports: Path = HOME / "reports"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = Field(default=2, ge=1)
+    access_log: bool = False
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Set by the gunicorn config for its workers; prometheus_client reads it too.
+    prometheus_multiproc_dir: str = _named("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def variable_names() -> dict[str, str]:
+    """Each setting's environment variable, by field name."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {
+        name: field.validation_alias
+        if isinstance(field.validation_alias, str)
+        else f"{prefix}{name.upper()}"
+        for name, field in Settings.model_fields.items()
+    }
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -43,7 +43,7 @@ errorlog = "-"
 
 def on_starting(server: Any) -> None:
     """Give workers an empty multiprocess metrics folder (stale files would double-count)."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="fraud-prom-")
+    folder = _settings.prometheus_multiproc_dir or tempfile.mkdtemp(prefix="fraud-prom-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
     for stale in Path(folder).glob("*.db"):

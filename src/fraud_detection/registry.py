@@ -6,9 +6,9 @@ Layout under the store root (SPEC section 4):
   models/<name>/events/<stamp>-<action>.json   append-only audit trail
 """
 
+import getpass
 import hashlib
 import json
-import os
 import random
 import re
 import socket
@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import get_settings
+from .config import Settings
 from .errors import IntegrityError, NotFoundError, StoreError, UsageError
 from .store import ObjectStore, check_key, open_store
 
@@ -47,11 +47,14 @@ def to_json(obj: Any) -> bytes:
     return json.dumps(obj, indent=2).encode()
 
 
-def default_actor() -> str:
-    """Who is acting: the GitHub Actions user in CI, else user@host."""
-    if actor := os.environ.get("GITHUB_ACTOR"):
-        return f"github:{actor}"
-    user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+def default_actor(github_actor: str = "") -> str:
+    """Who is acting: the GitHub Actions user in CI (GITHUB_ACTOR), else user@host."""
+    if github_actor:
+        return f"github:{github_actor}"
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        user = "unknown"
     return f"{user}@{socket.gethostname()}"
 
 
@@ -99,13 +102,17 @@ class Move(NamedTuple):
 
 
 class Registry:
-    """The versions and aliases of one model name in one store."""
+    """The versions and aliases of one model name in one store; `actor` is recorded on
+    every change made without naming another (default: `default_actor()`)."""
 
-    def __init__(self, store: ObjectStore, name: str = "fraud-detector") -> None:
+    def __init__(
+        self, store: ObjectStore, name: str = "fraud-detector", *, actor: str | None = None
+    ) -> None:
         if not _NAME.fullmatch(name):
             raise UsageError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-'")
         self.store = store
         self.name = name
+        self.actor = actor or default_actor()
         self.root = f"models/{name}"
 
     # Writing versions
@@ -121,7 +128,7 @@ class Registry:
         """Store `files` as the next version, manifest last; returns the final manifest."""
         for file_name in files:
             _check_file_name(file_name)
-        actor = actor or default_actor()
+        actor = actor or self.actor
         version = self._claim_version(actor)
         final = {
             **manifest,
@@ -236,7 +243,7 @@ class Registry:
     ) -> dict[str, Any]:
         """Append an event that moves no alias (a retrain triggered or skipped, say)."""
         return self._record(
-            action, version, actor=actor or default_actor(), reason=reason, details=details
+            action, version, actor=actor or self.actor, reason=reason, details=details
         )
 
     def last_registered_at(self) -> float | None:
@@ -349,7 +356,7 @@ class Registry:
     ) -> dict[str, Any] | None:
         """Make `ref` champion (with `vacant`, only if there is none); the event, or None."""
         version = self.verify(ref)["version"]
-        actor = actor or default_actor()
+        actor = actor or self.actor
 
         def crown(champion: Pointer) -> Pointer | None:
             if champion.version == version or (vacant and champion.version is not None):
@@ -377,7 +384,7 @@ class Registry:
     ) -> dict[str, Any]:
         """Point `alias` (the challenger unless told) at a version; returns the event."""
         version = self.resolve(version)
-        actor = actor or default_actor()
+        actor = actor or self.actor
         move = self.move_alias(
             alias, lambda pointer: pointer.pointed_at(version), actor=actor, reason=reason
         )
@@ -410,7 +417,7 @@ class Registry:
 
     def step_back(self, *, reason: str, actor: str | None = None) -> dict[str, Any]:
         """Roll back as `rollback` does; returns the rolled_back event (from and to)."""
-        actor = actor or default_actor()
+        actor = actor or self.actor
         verified: set[str] = set()
 
         def back(champion: Pointer) -> Pointer:
@@ -504,10 +511,14 @@ class Registry:
         return f"{self.root}/aliases/{alias}.json"
 
 
-def open_registry(store_uri: str | None = None, name: str | None = None) -> Registry:
-    """The registry at `store_uri` for model `name`, defaulting to FRAUD_MODEL_STORE/NAME."""
-    settings = get_settings(model_store=store_uri, model_name=name)
-    return Registry(open_store(settings.model_store), settings.model_name)
+def open_registry(settings: Settings) -> Registry:
+    """The registry the settings name (FRAUD_MODEL_STORE, FRAUD_MODEL_NAME), acting as the
+    GitHub Actions user in CI."""
+    return Registry(
+        open_store(settings.model_store),
+        settings.model_name,
+        actor=default_actor(settings.github_actor),
+    )
 
 
 def _check_file_name(name: str) -> None:

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import platform
 import subprocess
 import time
@@ -56,6 +55,8 @@ class TrainingOptions:
     min_precision: float = 0.9
     review_fee: float = CostModel().review_fee
     n_jobs: int = -1
+    commit: str = ""
+    """The commit the code runs from, when the caller knows it (GITHUB_SHA in CI)."""
 
     @property
     def family_params(self) -> dict[str, Any]:
@@ -183,11 +184,11 @@ def split_history(
     return history.iloc[:cut], history.iloc[cut:]
 
 
-def code_revision() -> str:
-    """The git commit the code runs from, or the package version outside a checkout."""
-    sha = os.environ.get("GITHUB_SHA")
-    if sha:
-        return sha
+def code_revision(commit: str = "") -> str:
+    """`commit` when known, else the git commit the code runs from, or the package version
+    outside a checkout."""
+    if commit:
+        return commit
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
@@ -319,7 +320,7 @@ def train_on(
             "method": "path-dependent TreeSHAP over the ONNX trees",
             "cover": "ONNX nodes_hitrates: each node's share of the fit rows",
         },
-        "code_revision": code_revision(),
+        "code_revision": code_revision(options.commit),
         "library_versions": library_versions(),
     }
     manifest["training_seconds"] = round(time.perf_counter() - started, 2)

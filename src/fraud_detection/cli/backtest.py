@@ -5,6 +5,7 @@ import json
 import click
 
 from ..backtest import backtest, backtest_report, spread
+from ..config import get_settings
 from ..errors import UsageError
 from ..families import ALGORITHMS, Algorithm, family_params
 from ..training import TrainingOptions
@@ -38,7 +39,7 @@ def backtest_command(
     options = TrainingOptions(algorithm=algorithm, params=family_params(algorithm, trees))
     if not 0 < folds * fold_fraction < 1:
         raise UsageError("--folds x --fold-fraction must be between 0 and 1")
-    df, _ = load_command_data(data_uri, synthetic, synthetic_rows, min_samples)
+    df, _ = load_command_data(get_settings(data=data_uri), synthetic, synthetic_rows, min_samples)
     results = backtest(
         df,
         options,

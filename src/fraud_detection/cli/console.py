@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
-from ..config import get_settings
+from ..config import Settings
 from ..data import MIN_SAMPLES, load_dataset, make_synthetic, validate
 from ..fetch import fetch_dataset
 from ..mlflow_mirror import sync
@@ -17,14 +17,13 @@ out = Console()
 
 
 def load_command_data(
-    data_uri: str | None, synthetic: bool, synthetic_rows: int, min_samples: int = MIN_SAMPLES
+    settings: Settings, synthetic: bool, synthetic_rows: int, min_samples: int = MIN_SAMPLES
 ) -> tuple[pd.DataFrame, str]:
-    """The validated dataset a command works on (real, or generated with --synthetic), and
-    where it came from; progress and timing go to stderr."""
+    """The validated dataset a command works on (FRAUD_DATA, else the cached real dataset,
+    or generated with --synthetic), and where it came from; progress and timing go to stderr."""
     if synthetic:
         err.print("[yellow]Using SYNTHETIC data (--synthetic): not real transactions.[/yellow]")
         return make_synthetic(rows=synthetic_rows), f"synthetic:{synthetic_rows}"
-    settings = get_settings(data=data_uri)
     uri = str(fetch_dataset(settings.data_cache, data=settings.data))
     started = time.perf_counter()
     df = load_dataset(uri, progress=True)
@@ -38,9 +37,9 @@ def given(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def mirror_to_mlflow(registry: Registry) -> None:
-    """With MLFLOW_TRACKING_URI set, bring MLflow up to date with the store; warn on failure."""
-    tracking_uri = get_settings().mlflow_tracking_uri
+def mirror_to_mlflow(registry: Registry, tracking_uri: str) -> None:
+    """With a tracking URI (MLFLOW_TRACKING_URI), bring MLflow up to date with the store;
+    warn on failure."""
     if tracking_uri:
         report = sync(registry, tracking_uri)
         err.print(report.summary(), style="yellow" if report.error else None, highlight=False)

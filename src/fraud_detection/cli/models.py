@@ -86,7 +86,8 @@ def models() -> None:
 def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -> None:
     """Every complete version with its aliases and headline test metrics, and the slice each
     was measured on (figures on different slices do not compare)."""
-    registry = open_registry(store_uri, model_name)
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    registry = open_registry(settings)
     versions = [{**m, "test_slice": scored_slice(m)} for m in registry.list_versions()]
     if as_json:
         _echo_json(versions)
@@ -132,7 +133,8 @@ def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -
 @_registry_options
 def show_command(ref: str, store_uri: str | None, model_name: str | None, as_json: bool) -> None:
     """One version's manifest; REF is a version number, champion, challenger or latest."""
-    registry = open_registry(store_uri, model_name)
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    registry = open_registry(settings)
     manifest = registry.manifest(ref)
     if as_json:
         _echo_json(manifest)
@@ -180,14 +182,15 @@ def promote_command(
     version: str, reason: str, store_uri: str | None, model_name: str | None, as_json: bool
 ) -> None:
     """Make VERSION champion after verifying its artifacts; the old champion stays in history."""
-    registry = open_registry(store_uri, model_name)
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    registry = open_registry(settings)
     event = registry.promote(version, reason=reason)
     if event is None:
         current = registry.resolve(version)
         previous: str | None = current
     else:
         current, previous = event["version"], event["previous_version"]
-    mirror_to_mlflow(registry)
+    mirror_to_mlflow(registry, settings.mlflow_tracking_uri)
     _report_change(registry, previous, current, changed=event is not None, as_json=as_json)
 
 
@@ -198,9 +201,10 @@ def rollback_command(
     reason: str, store_uri: str | None, model_name: str | None, as_json: bool
 ) -> None:
     """Make the previous champion champion again."""
-    registry = open_registry(store_uri, model_name)
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    registry = open_registry(settings)
     event = registry.step_back(reason=reason)
-    mirror_to_mlflow(registry)
+    mirror_to_mlflow(registry, settings.mlflow_tracking_uri)
     _report_change(
         registry, event["previous_version"], event["version"], changed=True, as_json=as_json
     )
@@ -214,8 +218,9 @@ def sync_mlflow_command(
     store_uri: str | None, model_name: str | None, tracking_uri: str | None
 ) -> None:
     """Mirror every version and alias MLflow lacks (after an outage, or on first use)."""
-    registry = open_registry(store_uri, model_name)
-    uri = tracking_uri or get_settings().mlflow_tracking_uri
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    registry = open_registry(settings)
+    uri = tracking_uri or settings.mlflow_tracking_uri
     if not uri:
         raise UsageError("no MLflow server: set MLFLOW_TRACKING_URI or pass --tracking-uri")
     report = sync(registry, uri)
@@ -251,7 +256,8 @@ def diff_command(
     v1: str, v2: str, store_uri: str | None, model_name: str | None, as_json: bool
 ) -> None:
     """Threshold, metrics, data, hyperparameters and files of V1 and V2 side by side."""
-    registry = open_registry(store_uri, model_name)
+    settings = get_settings(model_store=store_uri, model_name=model_name)
+    registry = open_registry(settings)
     a, b = registry.manifest(v1), registry.manifest(v2)
     rows = manifest_diff(a, b)
     if as_json:

@@ -14,9 +14,8 @@ from ..errors import PushError
 from ..log_record import utc_now
 from ..monitoring import DriftRule, monitor_champion, push_gauges
 from ..monitoring.trigger import ACTIONS, COOLDOWN, WorkflowDispatch, act_on_drift
-from ..registry import Registry
+from ..registry import open_registry
 from ..sql_sink import open_sink
-from ..store import open_store
 from .console import err
 
 
@@ -88,7 +87,7 @@ def monitor(
         max_fnr=max_fnr,
         psi_threshold=psi_threshold,
     )
-    registry = Registry(open_store(settings.model_store), settings.model_name)
+    registry = open_registry(settings)
     end = utc_now()
     run = monitor_champion(
         registry, open_sink(settings.database_url), rule, end - timedelta(days=lookback_days), end

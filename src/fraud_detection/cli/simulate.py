@@ -11,6 +11,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..config import get_settings
 from ..errors import UsageError
 from ..simulate import (
     HISTORY_FRACTION,
@@ -309,6 +310,7 @@ def simulate(
         raise UsageError(f"--{next(iter(issuer)).replace('_', '-')} needs --labels issuer")
     if label_process == "issuer" and uniform:
         raise UsageError(f"--{next(iter(uniform)).replace('_', '-')} is for --labels uniform")
+    settings = get_settings(data=data_uri)
     options = ReplayOptions(
         **given(
             url=url,
@@ -324,11 +326,12 @@ def simulate(
             days=days,
         ),
         labels="issuer" if label_process == "issuer" else "uniform",
-        issuer=IssuerOptions(**issuer),
+        issuer=IssuerOptions(**issuer, dispute_window_days=settings.label_maturity_days),
         token=token or None,
         prefix=transaction_prefix or f"sim-{run_id()}",
+        max_batch=settings.max_batch,
     )
-    df, source = load_command_data(data_uri, synthetic, synthetic_rows, min_samples=2)
+    df, source = load_command_data(settings, synthetic, synthetic_rows, min_samples=2)
     tag = f"{SYNTHETIC} " if synthetic else ""
     new = new_data(df, **given(history_fraction=history_fraction))
     rows = apply_shifts(spread_rows(new, limit), shifts)

@@ -18,7 +18,7 @@ from ..errors import PredictionLogError
 from ..families import ALGORITHMS, Algorithm, TreeCallback, family_params
 from ..gate import GATE_METRICS
 from ..progress import progress_display
-from ..registry import Registry
+from ..registry import open_registry
 from ..retraining import (
     HOLDOUT_FRACTION,
     HOLDOUT_FRAUDS,
@@ -35,7 +35,6 @@ from ..retraining import (
     with_production_rows,
 )
 from ..sql_sink import open_sink
-from ..store import open_store
 from ..training import TrainingOptions, train
 from .console import err, given, load_command_data, mirror_to_mlflow, out
 
@@ -165,15 +164,16 @@ def train_command(
     as_json: bool,
 ) -> None:
     """Train on a time-ordered split, export to ONNX and register a version."""
-    settings = training_settings(model_store=store_uri, model_name=model_name)
+    settings = training_settings(model_store=store_uri, model_name=model_name, data=data_uri)
     options = TrainingOptions(
         algorithm=algorithm,
         params=family_params(algorithm, trees),
+        commit=settings.github_sha,
         **given(threshold_rule=threshold_rule, min_precision=min_precision, review_fee=review_fee),
     )
-    registry = Registry(open_store(settings.model_store), settings.model_name)
+    registry = open_registry(settings)
     df, source = load_command_data(
-        data_uri, synthetic, synthetic_rows, **given(min_samples=min_samples)
+        settings, synthetic, synthetic_rows, **given(min_samples=min_samples)
     )
     with tree_progress("Growing trees") as on_trees:
         trained = train(
@@ -185,7 +185,7 @@ def train_command(
         version, reason=reason, promote=promote, details={"metrics": manifest["metrics"]["test"]}
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    mirror_to_mlflow(registry)
+    mirror_to_mlflow(registry, settings.mlflow_tracking_uri)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
@@ -291,7 +291,7 @@ def retrain_command(
     report_path: Path | None,
 ) -> None:
     """Train a challenger, score it and the champion on the same recent rows, and decide."""
-    settings = training_settings(model_store=store_uri, model_name=model_name)
+    settings = training_settings(model_store=store_uri, model_name=model_name, data=data_uri)
     rule = PromotionRule(
         **given(
             min_improvement=min_improvement,
@@ -302,8 +302,8 @@ def retrain_command(
         force=force_promotion,
         paired_bootstrap=not rule_only,
     )
-    registry = Registry(open_store(settings.model_store), settings.model_name)
-    df, source = load_command_data(data_uri, False, 0, **given(min_samples=min_samples))
+    registry = open_registry(settings)
+    df, source = load_command_data(settings, False, 0, **given(min_samples=min_samples))
     holdout = size_holdout(df, **given(least=holdout_fraction, wanted=holdout_frauds))
     production = with_production_rows(
         df,
@@ -327,9 +327,10 @@ def retrain_command(
             on_trees=on_trees,
             production=production,
             algorithm=algorithm,
+            options=TrainingOptions(commit=settings.github_sha),
         )
     if not dry_run:
-        mirror_to_mlflow(registry)
+        mirror_to_mlflow(registry, settings.mlflow_tracking_uri)
     if report_path:
         report_path.write_text(_saved_report(result, report_path))
     click.echo(result.report)  # Markdown: never wrapped to the terminal width

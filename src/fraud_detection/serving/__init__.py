@@ -2,10 +2,9 @@
 
 from flask import Flask
 
-from ..config import Settings, get_settings
-from ..registry import Registry
+from ..config import Settings
+from ..registry import open_registry
 from ..sql_sink import open_sink
-from ..store import open_store
 from . import ops, predict, v2
 from .auth import install_auth, required_tokens
 from .dataplane import DataPlane
@@ -18,13 +17,12 @@ from .openapi import openapi_document
 from .review import install_review
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings) -> Flask:
     """Build the service and start its resources: the model reloader and the log writer."""
-    settings = settings or get_settings()
     app = Flask(__name__, static_folder=None)  # every route is in the endpoint table
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     holder = ModelHolder(
-        lambda: Registry(open_store(settings.model_store), settings.model_name),
+        lambda: open_registry(settings),
         settings.serving_cache / settings.model_name,
     )
     prediction_log = PredictionLogWriter(

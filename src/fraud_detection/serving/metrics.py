@@ -4,7 +4,6 @@ A label value never comes straight from a request: methods, paths and statuses f
 closed sets below (`other` for the rest), so no client can add series.
 """
 
-import os
 from http import HTTPStatus
 
 from prometheus_client import (
@@ -110,9 +109,10 @@ def set_model_info(champion: LoadedModel | None, challenger: LoadedModel | None)
     _shown.update(served)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The /metrics body: every worker's samples in multiprocess mode, else this process's."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def exposition(multiprocess: bool) -> tuple[bytes, str]:
+    """The /metrics body: every worker's samples in `multiprocess` mode (gunicorn sets
+    PROMETHEUS_MULTIPROC_DIR), else this process's."""
+    if multiprocess:
         # Every registry's values live in the shared files; one collector reads them all.
         registry = CollectorRegistry()
         mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -25,7 +25,8 @@ def health() -> Any:
 
 @route(bp)
 def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition()
+    multiprocess = bool(current_plane().settings.prometheus_multiproc_dir)
+    body, content_type = metrics.exposition(multiprocess)
     return Response(body, content_type=content_type)
 
 

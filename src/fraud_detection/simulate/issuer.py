@@ -16,14 +16,14 @@ pace, the batching or the order in which answers come back.
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import get_settings
+from ..config import LABEL_MATURITY_DAYS
 from ..review_policy import DEFAULT_CAPACITY, Alert, ReviewPolicy, review_day
 
 ALERT_WAIT = timedelta(days=1)
@@ -44,7 +44,7 @@ class IssuerOptions:
     """Mean days from a missed fraud to its chargeback."""
     chargeback_rate: float = 0.8
     """Share of the frauds review did not confirm that cardholders ever dispute."""
-    dispute_window_days: float = field(default_factory=lambda: get_settings().label_maturity_days)
+    dispute_window_days: float = LABEL_MATURITY_DAYS
     """Disputes later than this are never made (FRAUD_LABEL_MATURITY_DAYS: the monitor presumes
     an unlabelled row legitimate after that long)."""
 

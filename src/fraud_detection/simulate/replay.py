@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from ..config import get_settings
+from ..config import MAX_BATCH
 from ..errors import UsageError
 from ..prediction_log import utc_now
 from ..schema import FEATURES, LABEL
@@ -86,7 +86,7 @@ class ReplayOptions:
     """Seconds before a refused label batch is tried again; doubles up to 5 s."""
     flush_interval: float = 0.5
     """Due labels are sent at most this often, so they travel in batches, not one by one."""
-    max_batch: int = field(default_factory=lambda: get_settings().max_batch)
+    max_batch: int = MAX_BATCH
     """The most transactions (or labels) the service takes in one request: FRAUD_MAX_BATCH."""
     labels: Literal["uniform", "issuer"] = "uniform"
     """uniform: a random `label_fraction` of the rows, `label_delay` after scoring; issuer:
