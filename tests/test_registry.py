@@ -14,7 +14,7 @@ import pytest
 
 from fraud_detection import registry as registry_module
 from fraud_detection.config import Settings
-from fraud_detection.errors import IntegrityError, NotFoundError, UsageError
+from fraud_detection.errors import IntegrityError, NotFoundError, StoreError, UsageError
 from fraud_detection.registry import Registry, open_registry, sha256_hex
 from fraud_detection.store import open_store
 
@@ -128,6 +128,47 @@ def test_crashed_writer_leaves_an_invisible_claim_that_is_skipped(registry: Regi
     registry.store.put_bytes("models/fraud-detector/versions/1/.claim.json", b'{"token": "x"}')
     assert register(registry) == "2"
     assert [m["version"] for m in registry.list_versions()] == ["2"]
+
+
+def test_a_registration_that_fails_part_way_removes_what_it_wrote(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(registry, "a")
+    real_put = registry.store.put_bytes
+
+    def disk_full_on_reference(key: str, data: bytes, **conditions: Any) -> bool:
+        if key.endswith("/reference.json"):
+            raise StoreError(f"local store: cannot write {key}: No space left on device")
+        return real_put(key, data, **conditions)
+
+    monkeypatch.setattr(registry.store, "put_bytes", disk_full_on_reference)
+    with pytest.raises(StoreError, match=r"No space left on device; version 2 was not registered"):
+        register(registry, "b")
+    assert registry.store.list_keys("models/fraud-detector/versions/2/") == []
+    assert [e["version"] for e in registry.events()] == ["1"]
+    monkeypatch.setattr(registry.store, "put_bytes", real_put)
+    assert register(registry, "c") == "2", "the freed number is claimed again"
+    assert registry.read_file("2", "model.onnx") == b"onnx-c"
+
+
+def test_an_unfinished_version_that_cannot_be_removed_says_so(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_put = registry.store.put_bytes
+
+    def fail_on_reference(key: str, data: bytes, **conditions: Any) -> bool:
+        if key.endswith("/reference.json"):
+            raise StoreError("cannot write: No space left on device")
+        return real_put(key, data, **conditions)
+
+    def access_denied(key: str) -> None:
+        raise StoreError(f"{key}: AccessDenied")
+
+    monkeypatch.setattr(registry.store, "put_bytes", fail_on_reference)
+    monkeypatch.setattr(registry.store, "delete", access_denied)
+    with pytest.raises(StoreError, match=r"version 1 is left unfinished and invisible.*Denied"):
+        register(registry, "a")
+    assert registry.list_versions() == []
 
 
 def test_corrupted_artifact_is_refused(registry: Registry, tmp_path: Path) -> None:

@@ -129,28 +129,52 @@ class Registry:
         for file_name in files:
             _check_file_name(file_name)
         actor = actor or self.actor
-        version = self._claim_version(actor)
+        version, token = self._claim_version(actor)
         final = {
             **manifest,
             "version": version,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": {file_name: sha256_hex(data) for file_name, data in sorted(files.items())},
         }
-        for file_name, data in files.items():
-            self._put_new(self._version_key(version, file_name), data)
-        self._put_new(self._version_key(version, MANIFEST), to_json(final))
+        written: list[str] = []
+        try:
+            for file_name, data in [*files.items(), (MANIFEST, to_json(final))]:
+                self._put_new(self._version_key(version, file_name), data)
+                written.append(file_name)
+        except StoreError as exc:
+            raise type(exc)(f"{exc}; {self._abandon(version, token, written)}") from exc
+        except BaseException:
+            self._abandon(version, token, written)
+            raise
         self._record("registered", version, actor=actor, reason=reason)
         return final
 
-    def _claim_version(self, actor: str) -> str:
-        """Win the next free version number with a create-only claim file."""
+    def _abandon(self, version: str, token: str, written: list[str]) -> str:
+        """Remove what an unfinished registration wrote, its claim last (so the number is
+        free again only once its folder is empty); says what became of the version."""
+        claim = self._version_key(version, CLAIM)
+        try:
+            for file_name in written:
+                self.store.delete(self._version_key(version, file_name))
+            if self._owns(claim, token):
+                self.store.delete(claim)
+        except StoreError as exc:
+            return (
+                f"version {version} is left unfinished and invisible; removing its files "
+                f"failed too: {exc}"
+            )
+        return f"version {version} was not registered, and what it had written was removed"
+
+    def _claim_version(self, actor: str) -> tuple[str, str]:
+        """Win the next free version number with a create-only claim file; the number and
+        the claim's token."""
         number = self._highest_claimed() + 1
         for _ in range(_MAX_ATTEMPTS):
             key = self._version_key(str(number), CLAIM)
             token = uuid.uuid4().hex
             claim = {"token": token, "actor": actor, "at": datetime.now(UTC).isoformat()}
             if self.store.put_bytes(key, to_json(claim), if_absent=True) and self._owns(key, token):
-                return str(number)
+                return str(number), token
             number += 1
         raise StoreError(f"{self.store.uri}: could not claim a version of {self.name}")
 
