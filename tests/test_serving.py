@@ -272,6 +272,10 @@ def test_not_ready_until_a_model_exists_then_loads(tmp_path: Path, make_app: Mak
     client = app.test_client()
     assert client.get("/v2/health/ready").status_code == 503
     assert client.post("/predict", json=transaction()).status_code == 503
+    reload = client.post("/admin/reload")
+    assert reload.status_code == 503
+    error = reload.get_json()["error"]
+    assert error["code"] == "unavailable" and "has no champion" in error["message"]
     train_into(empty, promote=True)
     assert client.post("/admin/reload").status_code == 200
     assert client.get("/v2/health/ready").status_code == 200

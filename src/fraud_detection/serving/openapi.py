@@ -506,6 +506,7 @@ def openapi_document(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
                 {
                     "200": _json(_schema("Reloaded"), "reloaded"),
                     "502": _json(_schema("Reloaded"), "the store could not be read"),
+                    **_errors("Error", 503),
                 },
                 guarded="ops.reload" in guarded,
             )

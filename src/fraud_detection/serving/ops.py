@@ -4,6 +4,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from ..errors import ModelNotReady
 from . import metrics
 from .codecs import json_response
 from .context import current_plane, openapi_document
@@ -37,9 +38,15 @@ def openapi() -> Any:
 
 @route(bp)
 def reload() -> Any:
-    """Follow the aliases now instead of at the next poll."""
+    """Follow the aliases now instead of at the next poll; 503 when there is still no model
+    (the store has no champion), 502 when the store failed and the old model stays."""
     plane = current_plane()
     ok = plane.reload()
     model = plane.holder.champion
+    if ok and model is None:
+        raise ModelNotReady(
+            f"no model: {plane.settings.model_store} has no champion to load "
+            "(fraud train --promote, or fraud models promote VERSION)"
+        )
     body = {"reloaded": ok, "model_version": model.version if model else None}
     return json_response(body, 200 if ok else 502)
