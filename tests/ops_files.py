@@ -34,6 +34,7 @@ SERVICE_METRICS = {
     "fraud_prediction_log_dropped_total",
     "fraud_prediction_log_written_total",
     "fraud_prediction_log_pending_rows",
+    "fraud_prediction_log_pending_age_seconds",
     "fraud_feedback_total",
     "flask_http_request_total",
 } | {f"{name}_{suffix}" for name in HISTOGRAMS for suffix in ("bucket", "count", "sum")}

@@ -21,6 +21,7 @@ from fraud_detection.prediction_log import (
     utc_now,
 )
 from fraud_detection.schema import COLUMNS
+from fraud_detection.serving.log_spool import replay
 from serving_helpers import transaction
 from waiting import wait_for
 
@@ -157,20 +158,23 @@ def test_a_full_buffer_drops_rows_and_counts_them(
 
 
 def test_a_down_database_never_fails_scoring_and_feedback_says_503(
-    make_app: MakeApp, store: Path
+    make_app: MakeApp, store: Path, tmp_path: Path
 ) -> None:
     # Nothing listens on port 1: every connection is refused at once.
     app = make_app(store, database_url="postgresql://nobody@127.0.0.1:1/none")
     client = app.test_client()
     before = dropped("shutdown")
-    assert client.post("/predict", json=transaction()).status_code == 200
+    assert client.post("/predict", json=transaction(transaction_id="tx-1")).status_code == 200
     response = client.post("/feedback", json={"transaction_id": "x", "label": 1})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "prediction_log_unavailable"
     # Where the database lives is for the server log, not for callers.
     assert response.get_json()["error"]["message"] == "prediction log unavailable; retry later"
     app.extensions["fraud"].prediction_log.close(timeout=10)
-    assert dropped("shutdown") - before == 1
+    # Issue 19: the unwritten row stays in the spool for the next writer, not dropped.
+    assert dropped("shutdown") - before == 0
+    (spooled,) = [p for p in tmp_path.rglob("*.spool") if p.stat().st_size]
+    assert [row[0] for row in replay(spooled.read_bytes())] == ["tx-1"]
 
 
 def test_an_older_table_gets_the_columns_added_since(database_url: str) -> None:

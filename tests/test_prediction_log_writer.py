@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event, text
 
 from fraud_detection.log_record import LoggedBatch
 from fraud_detection.prediction_log import count_rows, ensure_schema, open_engine, utc_now
-from fraud_detection.serving.log_spool import replay
+from fraud_detection.serving.log_spool import Spool, batch_record, replay
 from fraud_detection.serving.log_writer import PredictionLogWriter
 from fraud_detection.sql_sink import SqlSink
 from waiting import wait_for
@@ -90,69 +90,97 @@ def test_a_refused_row_never_takes_the_others_with_it(
     assert stored == set(ids) - refused
 
 
-def full_disk(url: str) -> Callable[[], Engine]:
-    """An engine factory for a SQLite log whose disk is full: the schema fits, no row does."""
-    engine = open_engine(url)
-    ensure_schema(engine)
-    with engine.connect() as conn:
-        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+class FullDisk:
+    """A SQLite log whose disk is full (the schema fits, no row does) until `free()`."""
 
-    def factory() -> Engine:
-        full = open_engine(url)
+    def __init__(self, url: str) -> None:
+        engine = open_engine(url)
+        ensure_schema(engine)
+        with engine.connect() as conn:
+            self.pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        engine.dispose()
+        self.url = url
 
-        @event.listens_for(full, "connect")
-        def no_room(connection: Any, _record: Any) -> None:
-            connection.execute(f"PRAGMA max_page_count = {pages}")
+    def engine(self) -> Engine:
+        engine = open_engine(self.url)
 
-        return full
+        @event.listens_for(engine, "checkout")
+        def room(connection: Any, _record: Any, _proxy: Any) -> None:
+            connection.execute(f"PRAGMA max_page_count = {self.pages}")
 
-    return factory
+        return engine
+
+    def free(self) -> None:
+        self.pages = 2**30
 
 
-def test_waiting_rows_are_shown_and_a_failing_database_drops_them_at_once(
-    tmp_path: Path, writers: list[PredictionLogWriter]
+def test_in_an_outage_rows_wait_and_only_those_beyond_the_spool_are_dropped(
+    tmp_path: Path, writers: list[PredictionLogWriter], caplog: pytest.LogCaptureFixture
 ) -> None:
-    factory = full_disk(f"sqlite:///{tmp_path / 'full.db'}")
+    disk = FullDisk(f"sqlite:///{tmp_path / 'full.db'}")
+    batches = [batch([f"r{i:02d}-{j:03d}" for j in range(200)]) for i in range(50)]
+    first = batch([f"first-{j:03d}" for j in range(200)])
+    # Room for the first batch and 30 more: memory takes 4 of them, the spool all 30.
+    bound = len(batch_record(first)) + 30 * len(batch_record(batches[0]))
     pending, dropped = (
         sample("fraud_prediction_log_pending_rows"),
         sample("fraud_prediction_log_dropped_total", reason="unavailable"),
     )
-    writer = start(writers, factory, tmp_path, capacity=50_000, retry_window=3.0)
+    writer = start(writers, disk.engine, tmp_path, capacity=1_000, spool_max_bytes=bound)
+    writer.log(first)
+    wait_for(lambda: "write failed" in caplog.text)
 
-    for i in range(100):
-        writer.log(batch([f"r{i}-{j}" for j in range(200)]))
+    for logged in batches:
+        writer.log(logged)
 
-    # Visible at once (the writer is still inside its retry window)...
-    assert sample("fraud_prediction_log_pending_rows") - pending == 20_000
-    # ...and all counted when the window ends, not one write batch per window.
-    wait_for(
-        lambda: (
-            sample("fraud_prediction_log_dropped_total", reason="unavailable") - dropped == 20_000
-        ),
-        timeout=15,
-    )
-    assert sample("fraud_prediction_log_pending_rows") == pending
-    # Rows arriving while the failure lasts are counted within seconds too.
-    writer.log(batch([f"late-{j}" for j in range(200)]))
-    wait_for(
-        lambda: (
-            sample("fraud_prediction_log_dropped_total", reason="unavailable") - dropped == 20_200
-        ),
-        timeout=15,
-    )
+    # Counted at once: the 20 batches beyond the spool's bound, and only those...
+    assert sample("fraud_prediction_log_dropped_total", reason="unavailable") - dropped == 4_000
+    assert sample("fraud_prediction_log_pending_rows") - pending == 6_200
+    # ...the others wait (no retry window ends), and are written in order once it is back.
+    wait_for(lambda: sample("fraud_prediction_log_pending_age_seconds") > 3)
+    assert sample("fraud_prediction_log_pending_rows") - pending == 6_200
+    assert sample("fraud_prediction_log_dropped_total", reason="unavailable") - dropped == 4_000
+    disk.free()
+    wait_for(lambda: sample("fraud_prediction_log_pending_rows") == pending, timeout=30)
+    with open_engine(disk.url).connect() as conn:
+        stored = conn.execute(text("SELECT transaction_id FROM predictions ORDER BY id"))
+        written = [row[0] for logged in [first, *batches[:30]] for row in logged.rows()]
+        assert list(stored.scalars()) == written
+    assert sample("fraud_prediction_log_dropped_total", reason="unavailable") - dropped == 4_000
+    wait_for(lambda: sample("fraud_prediction_log_pending_age_seconds") == 0)
+    assert sum(p.stat().st_size for p in (tmp_path / "spool").rglob("*.spool")) == 0
+
+
+def test_a_writer_stopped_in_an_outage_leaves_its_rows_to_the_next(
+    tmp_path: Path, writers: list[PredictionLogWriter], caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = FullDisk(f"sqlite:///{tmp_path / 'log.db'}")
+    shutdown = sample("fraud_prediction_log_dropped_total", reason="shutdown")
+    writer = start(writers, disk.engine, tmp_path, capacity=300)
+    for i in range(5):
+        writer.log(batch([f"s{i}-{j}" for j in range(200)]))  # some of them on disk only
+    wait_for(lambda: "write failed" in caplog.text)
+    writer.close()
+    assert sample("fraud_prediction_log_dropped_total", reason="shutdown") == shutdown
+    disk.free()
+    written = sample("fraud_prediction_log_written_total")
+
+    start(writers, disk.engine, tmp_path)
+
+    wait_for(lambda: sample("fraud_prediction_log_written_total") - written == 1_000)
+    assert count_rows(open_engine(disk.url)) == 1_000
 
 
 def test_a_spool_replays_only_rows_not_marked_done_and_skips_a_cut_record(
     tmp_path: Path,
 ) -> None:
-    from fraud_detection.serving.log_spool import Spool, batch_record
-
-    spool = Spool(tmp_path / "spool")
+    spool = Spool(tmp_path / "spool", max_bytes=2**20)
     explained = {1: {"output": "probability", "top_features": [{"feature": "V14"}]}}
     first = batch(["a", "b", "c"])
     second = batch(["d", "e"], endpoint="v2_infer", explanations=explained)
-    segment = spool.append(batch_record(first), 3)
-    assert segment is not None
+    place = spool.append(batch_record(first), 3)
+    assert place is not None
+    segment = place.segment
     spool.append(batch_record(second), 2)
     spool.done(segment, 2)
     cut = batch_record(batch(["f"]))[:-5]  # a record a full disk cut short
@@ -177,11 +205,11 @@ def test_rows_spooled_before_the_explanation_column_replay_without_one(tmp_path:
 CRASHING_WORKER = """
 import sys, time
 from pathlib import Path
-from test_prediction_log_writer import batch, full_disk
+from test_prediction_log_writer import FullDisk, batch
 from fraud_detection.serving.log_writer import PredictionLogWriter
 from fraud_detection.sql_sink import SqlSink
-sink = SqlSink(full_disk(sys.argv[1]))
-writer = PredictionLogWriter(sink, spool_dir=Path(sys.argv[2]), retry_window=600)
+sink = SqlSink(FullDisk(sys.argv[1]).engine)
+writer = PredictionLogWriter(sink, spool_dir=Path(sys.argv[2]))
 writer.start()
 writer.log(batch([f"spooled-{i}" for i in range(300)]))
 print("logged", flush=True)

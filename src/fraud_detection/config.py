@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     database_url: str = _named("DATABASE_URL", f"sqlite:///{HOME / 'predictions.db'}")
     log_capacity: int = 10_000
     log_spool_dir: Path = HOME / "log-spool"
+    # Per worker. A single-row record takes about 460 bytes: 256 MB hold about 580,000 rows,
+    # 39 minutes of a database outage at 500 rows/s over 2 workers.
+    log_spool_max_mb: float = Field(default=256.0, gt=0)
     log_retention_days: float = Field(default=90.0, gt=0)
     """Days of predictions `fraud log prune` keeps: three times retraining's 30-day lookback."""
     label_maturity_days: float = Field(default=LABEL_MATURITY_DAYS, ge=0)

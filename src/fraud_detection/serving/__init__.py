@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> Flask:
         open_sink(settings.database_url),
         capacity=settings.log_capacity,
         spool_dir=settings.log_spool_dir,
+        spool_max_bytes=int(settings.log_spool_max_mb * 1024 * 1024),
     )
     plane = DataPlane(settings, holder, prediction_log)
     app.extensions["fraud"] = plane

@@ -1,5 +1,6 @@
-"""Each worker's spool of prediction-log rows: appended before they wait in memory, marked done
-once written (or counted as dropped), replayed by the next writer to start if the worker died.
+"""Each worker's spool of prediction-log rows: appended before they wait (in memory, or on disk
+only when the memory buffer is full), marked done once written (or counted as dropped),
+replayed by the next writer to start if the worker died or stopped with rows unwritten.
 
 A spool file is a sequence of records, each starting with a newline so that one cut short (a
 full disk) never spoils the next: `B <json>` a logged batch, `R <json>` rows replayed from a
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -63,24 +64,38 @@ def _batch_rows(body: dict[str, Any]) -> list[Row]:
     return log_rows(body["i"], head, features, probabilities, body["f"], body["t"], explanations)
 
 
-def replay(data: bytes) -> list[Row]:
-    """The rows of a spool file that were never marked done, oldest first."""
-    rows: list[Row] = []
-    done = 0
+def _record_rows(kind: bytes, payload: bytes) -> list[Row]:
+    if kind == b"B":
+        return _batch_rows(orjson.loads(payload))
+    rows = []
+    for row in orjson.loads(payload):
+        # Rows spooled before a column was added leave it empty.
+        missing = (None,) * (len(LOG_COLUMNS) - len(row))
+        rows.append((row[0], datetime.fromisoformat(row[1]), *row[2:], *missing))
+    return rows
+
+
+def records(data: bytes) -> Iterator[tuple[int, list[Row]]]:
+    """Each record of spool bytes: (rows marked done, rows) for a done mark, (0, rows) for a
+    batch; a record cut short (a full disk) is skipped."""
     for line in data.split(b"\n"):
         kind, _, payload = line.partition(b" ")
         try:
             if kind == b"D":
-                done += int(payload)
-            elif kind == b"B":
-                rows.extend(_batch_rows(orjson.loads(payload)))
-            elif kind == b"R":
-                for row in orjson.loads(payload):
-                    # Rows spooled before a column was added leave it empty.
-                    missing = (None,) * (len(LOG_COLUMNS) - len(row))
-                    rows.append((row[0], datetime.fromisoformat(row[1]), *row[2:], *missing))
+                yield int(payload), []
+            elif kind in (b"B", b"R"):
+                yield 0, _record_rows(kind, payload)
         except (ValueError, KeyError, TypeError, IndexError):
             log.warning("prediction log spool: skipped a record cut short (%d bytes)", len(line))
+
+
+def replay(data: bytes) -> list[Row]:
+    """The rows of a spool file that were never marked done, oldest first."""
+    rows: list[Row] = []
+    done = 0
+    for marked, found in records(data):
+        done += marked
+        rows.extend(found)
     return rows[done:]
 
 
@@ -94,6 +109,14 @@ class Segment:
     size: int = 0
 
 
+class Place(NamedTuple):
+    """Where a record went: its file and its bytes there."""
+
+    segment: Segment
+    start: int
+    end: int
+
+
 def spool_folder(root: Path, database_url: str) -> Path:
     """The spool folder for one database, so a spool is never replayed into another log."""
     key = hashlib.sha256(database_url.encode()).hexdigest()[:16]
@@ -101,11 +124,15 @@ def spool_folder(root: Path, database_url: str) -> Path:
 
 
 class Spool:
-    """This worker's spool files: append records, mark rows done, remove drained files."""
+    """This worker's spool files: append records (up to `max_bytes` in all), mark rows done,
+    read records back, remove drained files."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_bytes: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.max_bytes = max_bytes
+        self.size = 0
+        """Bytes in this worker's files."""
         self._lock = threading.Lock()
         self._segments: list[Segment] = []
         self._closed = False
@@ -122,11 +149,12 @@ class Spool:
         self._segments.append(segment)
         return segment
 
-    def append(self, record: bytes, rows: int) -> Segment | None:
-        """Append a record of `rows` rows; None when the disk refused it (the rows are then
-        only in memory)."""
+    def append(self, record: bytes, rows: int) -> Place | None:
+        """Append a record of `rows` rows; None when it would pass `max_bytes` or the disk
+        refused it (the rows are then only in memory, if at all)."""
         with self._lock:
-            if self._closed:  # its descriptors may be another file's by now
+            # Closed: its descriptors may be another file's by now.
+            if self._closed or self.size + len(record) > self.max_bytes:
                 return None
             try:
                 if self._current.size >= SEGMENT_BYTES:
@@ -136,11 +164,21 @@ class Spool:
             except OSError as exc:
                 log.warning("prediction log spool: append failed: %s", exc)
                 return None
+            start = segment.size
             segment.size += written
+            self.size += written
             if written < len(record):  # a full disk: the record is cut short, and skipped
                 return None
             segment.rows += rows
-            return segment
+            return Place(segment, start, segment.size)
+
+    def read(self, segment: Segment, start: int, end: int) -> bytes:
+        """The bytes [start, end) of one of this worker's files."""
+        fd = os.open(segment.path, os.O_RDONLY)
+        try:
+            return os.pread(fd, end - start, start)
+        finally:
+            os.close(fd)
 
     def done(self, segment: Segment, rows: int) -> None:
         """Mark the oldest `rows` rows of `segment` as written or counted."""
@@ -150,9 +188,13 @@ class Spool:
             segment.rows -= rows
             try:
                 if segment.rows > 0:
-                    segment.size += os.write(segment.fd, b"\nD %d" % rows)
+                    # Always written, past max_bytes too: a row never marked is written twice.
+                    written = os.write(segment.fd, b"\nD %d" % rows)
+                    segment.size += written
+                    self.size += written
                 elif segment is self._current:
                     os.ftruncate(segment.fd, 0)
+                    self.size -= segment.size
                     segment.size = 0
                 else:
                     self._remove(segment)
@@ -162,13 +204,19 @@ class Spool:
     def _remove(self, segment: Segment) -> None:
         segment.path.unlink(missing_ok=True)
         os.close(segment.fd)
+        self.size -= segment.size
         self._segments.remove(segment)
 
     def close(self) -> None:
-        """Remove every file: the caller has written or counted all their rows."""
+        """Remove the drained files; leave those with rows not done, unlocked, for the next
+        writer to start (a stop in a database outage hands its rows on, as a crash does)."""
         with self._lock:
             for segment in list(self._segments):
-                self._remove(segment)
+                if segment.rows > 0:
+                    os.close(segment.fd)
+                    self._segments.remove(segment)
+                else:
+                    self._remove(segment)
             self._closed = True
 
 

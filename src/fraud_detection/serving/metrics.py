@@ -54,8 +54,9 @@ LOG_WRITTEN = Counter(
 )
 LOG_DROPPED = Counter(
     "fraud_prediction_log_dropped_total",
-    "Prediction-log rows not written, by reason: buffer_full, unavailable (the database failed "
-    "past the retry window), rejected (the database refused the row's values), shutdown.",
+    "Prediction-log rows not written, by reason: buffer_full and unavailable (memory and spool "
+    "full; unavailable while the database fails), rejected (the database refused the row's "
+    "values), shutdown (only in memory when the worker stopped).",
     ["reason"],
 )
 # Every reason is exported from the start (as 0), so dashboards and alerts see the series.
@@ -63,8 +64,14 @@ for _reason in ("buffer_full", "unavailable", "rejected", "shutdown"):
     LOG_DROPPED.labels(_reason)
 LOG_PENDING = Gauge(
     "fraud_prediction_log_pending_rows",
-    "Prediction-log rows waiting in the workers' buffers or being written.",
+    "Prediction-log rows waiting in the workers' buffers and spools or being written.",
     multiprocess_mode="livesum",
+)
+LOG_PENDING_AGE = Gauge(
+    "fraud_prediction_log_pending_age_seconds",
+    "How long the oldest prediction-log row waiting in a worker's buffer or spool has waited "
+    "(0 when none waits): how far behind the log is.",
+    multiprocess_mode="livemax",
 )
 FEEDBACK = Counter("fraud_feedback_total", "Analyst labels stored.", ["label"])
 
