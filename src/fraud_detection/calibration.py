@@ -16,7 +16,7 @@ stored as its two coefficients and tabulated onto a fine grid of knots when appl
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,9 +26,10 @@ from scipy.optimize import minimize
 from sklearn.isotonic import IsotonicRegression
 
 from . import bootstrap
-from .errors import IntegrityError
+from .errors import IntegrityError, StoreError
 from .inference import onnx_fraud_probability, onnx_session
 from .reference import SCORE_EDGES
+from .registry import Registry
 
 FILE = "calibration.json"
 FORMAT = 1
@@ -70,6 +71,24 @@ class CalibrationMap:
         else:
             body |= {"a": self.coefficients[0], "b": self.coefficients[1]}
         return json.dumps(body, indent=1).encode()
+
+
+def load_maps(
+    registry: Registry, versions: Iterable[str]
+) -> tuple[dict[str, CalibrationMap], dict[str, str]]:
+    """Each version's stored map, and why a version has none: trained before maps existed,
+    or its file refused (a corrupt map leaves that version unestimated, never a failed run)."""
+    maps: dict[str, CalibrationMap] = {}
+    missing: dict[str, str] = {}
+    for version in versions:
+        try:
+            if FILE not in registry.manifest(version)["files"]:
+                missing[version] = "trained before calibration maps (`fraud retrain` adds one)"
+                continue
+            maps[version] = load_map(registry.read_file(version, FILE))
+        except StoreError as exc:
+            missing[version] = f"no usable calibration map ({exc})"
+    return maps, missing
 
 
 def platt_map(a: float, b: float, fitted: Mapping[str, Any]) -> CalibrationMap:

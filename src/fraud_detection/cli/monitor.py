@@ -26,7 +26,16 @@ from .console import err
 @click.option("--lookback-days", default=7.0, show_default=True, help="Window of predictions.")
 @click.option("--baseline-f1", type=float, help="Expected F1 (default: the champion's test F1).")
 @click.option(
-    "--alert-threshold", default=0.1, show_default=True, help="F1 drop below baseline that flags."
+    "--baseline-recall",
+    type=float,
+    help="Expected recall, judged against the estimated recall (default: the champion's test "
+    "recall).",
+)
+@click.option(
+    "--alert-threshold",
+    default=0.1,
+    show_default=True,
+    help="Drop of F1 (measured or estimated) or estimated recall below its baseline that flags.",
 )
 @click.option("--min-fraud-rate", type=float, help="Lower edge of the predicted fraud-rate band.")
 @click.option("--max-fraud-rate", type=float, help="Upper edge of the predicted fraud-rate band.")
@@ -58,6 +67,7 @@ def monitor(
     database_url: str | None,
     lookback_days: float,
     baseline_f1: float | None,
+    baseline_recall: float | None,
     alert_threshold: float,
     min_fraud_rate: float | None,
     max_fraud_rate: float | None,
@@ -80,6 +90,7 @@ def monitor(
     )
     rule = DriftRule(
         baseline_f1=baseline_f1,
+        baseline_recall=baseline_recall,
         alert_threshold=alert_threshold,
         fraud_rate_low=min_fraud_rate,
         fraud_rate_high=max_fraud_rate,

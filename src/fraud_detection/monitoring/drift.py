@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 
 from ..reference import bin_counts, shares_of_counts
 from ..schema import FEATURES
+from .estimation import Estimation
 from .live import Tally, metrics_of, with_rates_of
 from .maturity import (
     Cohort,
@@ -21,7 +22,7 @@ from .maturity import (
     review_figures,
     settled_figures,
 )
-from .status import Estimate, Figure, ratio, with_estimates
+from .status import Estimate, Figure, Status, ratio, with_estimates
 from .window import WindowCounts, count_frame
 
 PSI_EPSILON = 1e-4
@@ -71,6 +72,8 @@ class DriftRule:
 
     baseline_f1: float | None = None
     """None: the champion manifest's test F1."""
+    baseline_recall: float | None = None
+    """None: the champion manifest's test recall (judged only against the estimate)."""
     alert_threshold: float = 0.1
     fraud_rate_low: float | None = None
     """None: RATE_BAND[0] x the reference's predicted fraud rate."""
@@ -100,16 +103,17 @@ class DriftRule:
     def resolved(self, reference: Mapping[str, Any], manifest: Mapping[str, Any]) -> "DriftRule":
         """This rule with every None default filled in from the champion's files."""
         rate = float(reference.get("predicted_fraud_rate", 0.0))
-        baseline = manifest.get("metrics", {}).get("test", {}).get("f1")
+        test = manifest.get("metrics", {}).get("test", {})
         return replace(
             self,
-            baseline_f1=self.baseline_f1 if self.baseline_f1 is not None else baseline,
+            baseline_f1=self._or(self.baseline_f1, test.get("f1")),
+            baseline_recall=self._or(self.baseline_recall, test.get("recall")),
             fraud_rate_low=self._or(self.fraud_rate_low, RATE_BAND[0] * rate),
             fraud_rate_high=self._or(self.fraud_rate_high, RATE_BAND[1] * rate),
         )
 
     @staticmethod
-    def _or(value: float | None, default: float) -> float:
+    def _or(value: float | None, default: float | None) -> float | None:
         return default if value is None else value
 
 
@@ -141,10 +145,27 @@ class MonitorResult:
     settled: Settled | None = None
     reviews: Reviews = field(default_factory=Reviews)
     cohorts: tuple[Cohort, ...] = ()
+    estimation: Estimation | None = None
+    """Precision, recall and F1 estimated from calibrated scores, and their judgement."""
 
     @property
     def drift_detected(self) -> bool:
         return bool(self.reasons)
+
+    def with_estimation(self, estimation: Estimation) -> "MonitorResult":
+        """This result with its estimation: estimates beside the figures measured on the
+        same (mature) rows, in place of the unknown ones, and the rule's judgement of them."""
+        figures = self.figures
+        beside = {n: e for n, e in estimation.mature.items() if n in figures
+                  and figures[n].status is Status.MEASURED}  # fmt: skip
+        instead = {n: e for n, e in estimation.window.items()
+                   if n not in figures or figures[n].status is Status.UNKNOWN}  # fmt: skip
+        return replace(
+            self.with_estimates({**beside, **instead}),
+            estimation=estimation,
+            reasons=self.reasons + estimation.reasons,
+            notes=self.notes + estimation.notes,
+        )
 
     def with_estimates(self, estimates: Mapping[str, Estimate]) -> "MonitorResult":
         """This result with label-free estimates beside (or, where unknown, in place of) the
@@ -176,6 +197,7 @@ class MonitorResult:
             "mature_window": self.settled.to_json() if self.settled else None,
             "reviews": asdict(self.reviews),
             "cohorts": [cohort.to_json() for cohort in self.cohorts],
+            "estimation": self.estimation.to_json() if self.estimation else None,
         }
 
 

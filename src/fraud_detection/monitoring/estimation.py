@@ -18,7 +18,7 @@ training; comparing the estimate with the measured figure on mature rows checks 
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -177,7 +177,7 @@ def estimates(
     if not expected.rows:
         return {}
     e = expected
-    point = rates(*(np.array([v]) for v in (e.tp, e.fp, e.fn, e.tn)))
+    point = rates(*(np.array([v], dtype=np.float64) for v in (e.tp, e.fp, e.fn, e.tn)))
     drawn = draw_outcomes(expected, resamples, seed)
     tail = (1 - level) / 2
     basis = (
@@ -201,3 +201,164 @@ def _versions(e: Expected) -> str:
 
 def _version_order(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (0, version)
+
+
+CALIBRATION_LEVEL = 0.99
+"""The measured figure of a mature window must fall outside the estimate's interval at this
+level before calibration is called drifted: a calibrated model's own outcomes land outside it
+once in a hundred windows, a daily monitor's false alarm about thrice a year per figure."""
+JUDGED = ("f1", "recall")
+"""The estimated figures the drift rule judges against their baselines."""
+NAMES = {"f1": "F1", "recall": "recall"}
+
+
+@dataclass(frozen=True)
+class Estimation:
+    """What performance estimation said of a monitoring run, and what it decided."""
+
+    window: dict[str, Estimate] = field(default_factory=dict)
+    """The judged window's estimated figures."""
+    rows: int = 0
+    """Rows of the window estimated."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Versions whose rows were not estimated, and why."""
+    mature: dict[str, Estimate] = field(default_factory=dict)
+    """Estimates of the mature window's rows, beside the figures measured on the same rows."""
+    gaps: dict[str, float] = field(default_factory=dict)
+    """Measured minus estimated, on the mature rows."""
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    quality_low: bool = False
+    """The drift rule fired on an estimated figure."""
+    calibration_drift: bool | None = None
+    """A measured figure fell outside the estimate's interval; None when not judged."""
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the window has no estimate, or None."""
+        if self.window:
+            return None
+        why = "; ".join(f"version {v}: {r}" for v, r in self.left_out.items())
+        return "estimation unavailable: " + (why or "no rows in the window")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window": {name: e.to_json() for name, e in self.window.items()},
+            "rows": self.rows,
+            "left_out": self.left_out,
+            "unavailable": self.unavailable,
+            "mature": {name: e.to_json() for name, e in self.mature.items()},
+            "gaps": self.gaps,
+            "quality_low": self.quality_low,
+            "calibration_drift": self.calibration_drift,
+        }
+
+
+def estimation_of(
+    window: Expected,
+    served_rows: Mapping[str, int],
+    missing: Mapping[str, str],
+    *,
+    baselines: Mapping[str, float | None],
+    alert_threshold: float,
+    mature: Expected | None = None,
+    measured: Mapping[str, tuple[float | None, int]] | None = None,
+) -> Estimation:
+    """Estimate the window, and judge the estimates: "estimated F1 or recall fell below
+    baseline minus the alert threshold", only when its interval excludes the baseline; and,
+    beside figures measured on the mature window's rows (`measured`: value and the rows it
+    rests on), whether calibration still holds.
+
+    `served_rows`: the window's served rows per version; `missing`: why a version has no map.
+    """
+    left_out = {
+        version: f"{rows:,} rows not estimated: {missing.get(version, 'no calibration map')}"
+        for version, rows in served_rows.items()
+        if rows > window.rows_by_version.get(version, 0)
+    }
+    out = Estimation(estimates(window), window.rows, left_out)
+    reasons, notes = _quality_reasons(out.window, baselines, alert_threshold)
+    if out.unavailable:
+        notes.append(out.unavailable)
+    elif left_out:
+        notes.append(
+            "estimates cover "
+            f"{window.rows:,} of {sum(served_rows.values()):,} rows: "
+            + "; ".join(f"version {v}: {why}" for v, why in left_out.items())
+        )
+    if mature is None or measured is None:
+        return replace(out, reasons=reasons, notes=notes, quality_low=bool(reasons))
+    beside = estimates(mature)
+    check = estimates(mature, level=CALIBRATION_LEVEL)
+    gaps = {
+        name: value - beside[name].value
+        for name, (value, _) in measured.items()
+        if value is not None and name in beside
+    }
+    drift, more_notes, judged = _calibration_reasons(measured, check, mature.rows)
+    return replace(
+        out,
+        mature=beside,
+        gaps=gaps,
+        reasons=reasons + drift,
+        notes=notes + more_notes,
+        quality_low=bool(reasons),
+        calibration_drift=bool(drift) if judged else None,
+    )
+
+
+def _quality_reasons(
+    window: Mapping[str, Estimate], baselines: Mapping[str, float | None], threshold: float
+) -> tuple[list[str], list[str]]:
+    reasons: list[str] = []
+    notes: list[str] = []
+    for name in JUDGED:
+        estimate, baseline = window.get(name), baselines.get(name)
+        if estimate is None or baseline is None or estimate.value >= baseline - threshold:
+            continue
+        low, high = estimate.interval or (estimate.value, estimate.value)
+        text = (
+            f"estimated {NAMES[name]} {estimate.value:.3f} [{low:.3f}, {high:.3f}] < "
+            f"{baseline - threshold:.3f} (baseline {baseline:.3f} - {threshold:g})"
+        )
+        if high < baseline:
+            reasons.append(f"{text}, its interval excludes the baseline")
+        else:
+            notes.append(f"{text} not judged: its interval reaches the baseline")
+    return reasons, notes
+
+
+def _calibration_reasons(
+    measured: Mapping[str, tuple[float | None, int]],
+    check: Mapping[str, Estimate],
+    estimated_rows: int,
+) -> tuple[list[str], list[str], bool]:
+    """Calibration drift: a figure measured on the mature rows outside the estimate's
+    CALIBRATION_LEVEL interval for the very same rows, over the whole mature window. Returns
+    the reasons, the notes, and whether anything was judged."""
+    reasons: list[str] = []
+    judged = False
+    for name in JUDGED:
+        value, rows = measured.get(name, (None, 0))
+        estimate = check.get(name)
+        if value is None or estimate is None or estimate.interval is None:
+            continue
+        if rows != estimated_rows:
+            return (
+                [],
+                [
+                    f"calibration not judged: {estimated_rows:,} of the {rows:,} mature rows "
+                    "have a calibration map"
+                ],
+                False,
+            )
+        judged = True
+        low, high = estimate.interval
+        if not low <= value <= high:
+            reasons.append(
+                f"calibration drift: measured {NAMES[name]} {value:.3f} on the {rows:,} mature "
+                f"rows is outside the estimate's {CALIBRATION_LEVEL:.0%} interval [{low:.3f}, "
+                f"{high:.3f}] (estimated {estimate.value:.3f}): the scores no longer say how "
+                "often frauds occur, and the estimates of newer rows are off too"
+            )
+    return reasons, [], judged

@@ -9,6 +9,15 @@ from .status import Status
 
 JOB = "fraud-monitor"
 """The Pushgateway job; one group per model name under it."""
+ESTIMATE_GAUGES = {
+    "precision": "model_estimated_precision",
+    "recall": "model_estimated_recall",
+    "f1": "model_estimated_f1_score",
+    "fpr": "model_estimated_false_positive_rate",
+    "fnr": "model_estimated_false_negative_rate",
+    "expected_frauds": "model_estimated_frauds",
+}
+"""Each estimated figure's gauge; `_lower` and `_upper` beside it carry its 95% interval."""
 
 
 def push_gauges(
@@ -77,6 +86,32 @@ def push_gauges(
     for name, figure in result.figures.items():
         for each in Status:
             status.labels(figure=name, status=str(each)).set(float(figure.status is each))
+    gauge(
+        "model_baseline_f1_score",
+        "The champion's test F1 the rule compares to",
+        result.rule.baseline_f1,
+    )
+    gauge("model_baseline_recall", "The champion's test recall", result.rule.baseline_recall)
+    estimation = result.estimation
+    for name, estimate in (estimation.window if estimation else {}).items():
+        what = f"{name} estimated from calibrated scores"
+        gauge(ESTIMATE_GAUGES[name], what, estimate.value)
+        low, high = estimate.interval or (None, None)
+        gauge(f"{ESTIMATE_GAUGES[name]}_lower", f"Lower end of the 95% interval of {what}", low)
+        gauge(f"{ESTIMATE_GAUGES[name]}_upper", f"Upper end of the 95% interval of {what}", high)
+    if estimation is not None and estimation.window:
+        gauge(
+            "model_estimated_quality_low",
+            "1 when estimated F1 or recall fell below baseline - alert threshold, its interval "
+            "excluding the baseline",
+            float(estimation.quality_low),
+        )
+    if estimation is not None and estimation.calibration_drift is not None:
+        gauge(
+            "model_calibration_drift_detected",
+            "1 when a figure measured on mature rows left its estimate's 99% interval",
+            float(estimation.calibration_drift),
+        )
     defined = {name: v for name, v in result.feature_psi.items() if v is not None}
     if defined:
         feature_psi = Gauge(

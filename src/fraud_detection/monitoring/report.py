@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .drift import MonitorResult
-from .status import Figure, Status
+from .status import Estimate, Figure, Status
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -29,6 +29,7 @@ FIGURE_NAMES = {
     "fnr": "false negative rate",
     "predicted_fraud_rate": "predicted fraud rate",
     "label_completeness": "label completeness (rows whose class is known)",
+    "expected_frauds": "expected frauds",
 }
 
 
@@ -88,6 +89,64 @@ def format_figures(result: MonitorResult) -> list[str]:
             f"{c.chargebacks:,} | {_fmt(c.completeness, '.1%')} |"
         )
     return lines
+
+
+def format_estimation(result: MonitorResult) -> list[str]:
+    """The window's estimated figures against their limits, and beside the figures measured on
+    the mature window, with the difference and whether calibration holds."""
+    e, rule = result.estimation, result.rule
+    if e is None:
+        return []
+    lines = ["## Estimated from calibrated scores", ""]
+    if e.unavailable:
+        return [*lines, f"{e.unavailable[0].upper()}{e.unavailable[1:]}.", ""]
+    basis = next(iter(e.window.values())).basis
+    limits = {"f1": rule.baseline_f1, "recall": rule.baseline_recall}
+    lines += [
+        f"What the window's figures are if its scores are calibrated, known before any label "
+        f"arrives: {basis}.",
+        "",
+        "| figure | estimated [95% interval] | limit |",
+        "|---|---:|---|",
+    ]
+    for name, estimate in e.window.items():
+        baseline = limits.get(name)
+        limit = (
+            f"≥ {baseline - rule.alert_threshold:.3f} (baseline {baseline:.3f} "
+            f"- {rule.alert_threshold:g}), judged when the interval excludes the baseline"
+            if baseline is not None
+            else ""
+        )
+        lines.append(f"| {FIGURE_NAMES.get(name, name)} | {_estimate(estimate)} | {limit} |")
+    if e.mature and result.settled is not None:
+        lines += [
+            "",
+            f"On the mature window's {result.settled.tally.rows:,} rows, where the rates are "
+            "measured:",
+            "",
+            "| figure | measured | estimated [95% interval] | measured - estimated |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, estimate in e.mature.items():
+            figure = result.figures.get(name)
+            value = figure.measured if figure else None
+            gap = e.gaps.get(name)
+            lines.append(
+                f"| {FIGURE_NAMES.get(name, name)} | {_fmt(value)} | {_estimate(estimate)} | "
+                f"{'—' if gap is None else f'{gap:+.3f}'} |"
+            )
+    verdict = {
+        None: "not judged (no figure measured on mature rows beside an estimate)",
+        False: "holds (the measured recall and F1 lie inside the estimates' 99% intervals)",
+        True: "**drifted** (see the reasons above)",
+    }[e.calibration_drift]
+    return [*lines, "", f"Calibration: {verdict}.", ""]
+
+
+def _estimate(estimate: Estimate) -> str:
+    spec = ".1f" if estimate.value >= 1 else ".5f" if estimate.value < 0.01 else ".3f"
+    low, high = estimate.interval or (estimate.value, estimate.value)
+    return f"≈ {estimate.value:{spec}} [{low:{spec}}, {high:{spec}}]"
 
 
 def _psi_flag(value: float | None, threshold: float) -> str:
@@ -161,6 +220,7 @@ def format_report(result: MonitorResult) -> str:
         "",
         *format_figures(result),
         "",
+        *format_estimation(result),
         f"## Population stability (PSI against the reference, limit {rule.psi_threshold:g})",
         "",
         f"Score PSI over the {result.score_rows:,} rows scored by version {result.model_version}.",

@@ -1,14 +1,18 @@
 """One monitoring run over the prediction log: the window, the served rows, the verdict."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..calibration import load_maps
+from ..log_record import SHADOW
 from ..prediction_sink import PredictionSink
 from ..registry import CHAMPION, Registry
 from .drift import DriftRule, MonitorResult, judge
-from .live import metrics_by_variant
+from .estimation import JUDGED, Estimation, estimation_of, expect
+from .live import Tally, metrics_by_variant
 from .report import format_report, format_variants
 from .window import count_log
 
@@ -41,4 +45,41 @@ def monitor_champion(
     reference = json.loads(registry.read_file(version, "reference.json"))
     counts, variants = count_log(sink, start, reference, version)
     result = judge(counts, reference, manifest, rule, period=(start, end))
-    return Monitoring(result, metrics_by_variant(variants))
+    estimation = estimate_window(registry, sink, result, variants, (start, end))
+    return Monitoring(result.with_estimation(estimation), metrics_by_variant(variants))
+
+
+def estimate_window(
+    registry: Registry,
+    sink: PredictionSink,
+    result: MonitorResult,
+    variants: Mapping[tuple[str, str], Tally],
+    period: tuple[datetime, datetime],
+) -> Estimation:
+    """The window's figures estimated from calibrated scores, each served version's rows
+    through its own map; judged as of a moment, the mature window's too, beside the figures
+    measured on its rows."""
+    served: dict[str, int] = {}
+    for (variant, version), tally in variants.items():
+        if variant != SHADOW:
+            served[version] = served.get(version, 0) + tally.rows
+    maps, missing = load_maps(registry, sorted(served))
+    knots = {version: cal.x for version, cal in maps.items()}
+    rule, settled = result.rule, result.settled
+    mature = measured = None
+    if settled is not None and result.horizon is not None:
+        mature = expect(sink.score_sums(settled.start, settled.end, knots), maps)
+        measured = {
+            name: (result.figures[name].measured, settled.tally.rows)
+            for name in JUDGED
+            if name in result.figures
+        }
+    return estimation_of(
+        expect(sink.score_sums(*period, knots), maps),
+        served,
+        missing,
+        baselines={"f1": rule.baseline_f1, "recall": rule.baseline_recall},
+        alert_threshold=rule.alert_threshold,
+        mature=mature,
+        measured=measured,
+    )
