@@ -84,7 +84,11 @@ def test_session_cookie_is_httponly_strict_and_secure_over_https(open_app: Flask
     assert "Secure" in signed.headers["Set-Cookie"]
 
 
-def test_a_decision_is_stored_through_feedback_and_leaves_the_queue(open_app: Flask) -> None:
+def test_a_decision_is_stored_through_feedback_and_leaves_the_queue(
+    make_app: MakeApp, store: Path, database_url: str
+) -> None:
+    open_app = make_app(store, database_url=database_url)
+    _log_alerts(open_app)
     client = open_app.test_client()
     _sign_in(client, name="Ann")
     page = client.get("/review").text
