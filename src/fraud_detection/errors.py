@@ -56,6 +56,10 @@ class TriggerError(FraudError):
     """The retrain that drift asked for could not be started, or failed."""
 
 
+class RolloutAborted(FraudError):
+    """A rollout step found a breach: the canary was removed and the champion serves all."""
+
+
 class ServiceNotReadyError(FraudError):
     """A running service did not become ready in time."""
 

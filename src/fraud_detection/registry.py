@@ -2,7 +2,7 @@
 
 Layout under the store root (SPEC section 4):
   models/<name>/versions/<n>/...         immutable; visible once manifest.json (written last) exists
-  models/<name>/aliases/<alias>.json     champion / challenger pointers with their history
+  models/<name>/aliases/<alias>.json     champion / challenger / canary pointers with their history
   models/<name>/events/<stamp>-<action>.json   append-only audit trail
 """
 
@@ -26,6 +26,8 @@ from .store import ObjectStore, check_key, open_store
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+CANARY = "canary"
+"""A version taking a share of the champion's traffic during a rollout (`fraud rollout`)."""
 ALIASES = (CHAMPION, CHALLENGER)
 MANIFEST = "manifest.json"
 CLAIM = ".claim.json"
@@ -82,11 +84,16 @@ class Pointer:
     version: str | None = None
     history: tuple[str, ...] = ()
     revision: int = 0
+    share: float | None = None
+    """The share of the champion's traffic the version takes (the canary's; None for others)."""
 
-    def pointed_at(self, version: str) -> "Pointer":
-        """This alias moved to `version`, the one it leaves pushed onto its history."""
+    def pointed_at(self, version: str, share: float | None = None) -> "Pointer":
+        """This alias moved to `version` (with `share`), the one it leaves pushed onto its
+        history; only the share changes when it points there already."""
+        if version == self.version:
+            return replace(self, share=share)
         pushed = (self.version,) if self.version is not None else ()
-        return Pointer(version, self.history + pushed)
+        return Pointer(version, self.history + pushed, share=share)
 
 
 class Move(NamedTuple):
@@ -344,6 +351,7 @@ class Registry:
                 "version": after.version,
                 "history": list(after.history),
                 "revision": after.revision,
+                **({"share": after.share} if after.share is not None else {}),
                 "updated_at": datetime.now(UTC).isoformat(),
                 "actor": actor,
                 "reason": reason,
@@ -405,14 +413,40 @@ class Registry:
         actor: str | None = None,
         details: Mapping[str, Any] | None = None,
         alias: str = CHALLENGER,
+        share: float | None = None,
     ) -> dict[str, Any]:
-        """Point `alias` (the challenger unless told) at a version; returns the event."""
+        """Point `alias` (the challenger unless told) at a version, with a traffic `share` for
+        a canary; returns the event."""
+        if share is not None and not 0.0 < share <= 1.0:
+            raise UsageError(f"a traffic share must be in (0, 1], not {share}")
         version = self.resolve(version)
         actor = actor or self.actor
         move = self.move_alias(
-            alias, lambda pointer: pointer.pointed_at(version), actor=actor, reason=reason
+            alias, lambda pointer: pointer.pointed_at(version, share), actor=actor, reason=reason
         )
-        return self._record_move("staged", alias, move, actor, reason, details)
+        extra = {"share": share} if share is not None else None
+        return self._record_move("staged", alias, move, actor, reason, details, extra)
+
+    def unset(self, alias: str, *, reason: str, actor: str | None = None) -> dict[str, Any] | None:
+        """Point `alias` nowhere (a canary rolled back or done); the event, or None if it
+        pointed nowhere already."""
+        actor = actor or self.actor
+
+        def clear(pointer: Pointer) -> Pointer | None:
+            return Pointer(None, pointer.history) if pointer.version is not None else None
+
+        move = self.move_alias(alias, clear, actor=actor, reason=reason)
+        if not move.changed:
+            return None
+        return self._record(
+            "unset",
+            str(move.before.version),
+            alias=alias,
+            previous=move.before.version,
+            actor=actor,
+            reason=reason,
+            extra={"alias_revision": move.after.revision},
+        )
 
     def promote_or_stage(
         self,
@@ -490,7 +524,12 @@ class Registry:
         except NotFoundError:
             return Pointer(), None
         record = json.loads(data)
-        pointer = Pointer(record["version"], tuple(record["history"]), record.get("revision", 0))
+        pointer = Pointer(
+            record["version"],
+            tuple(record["history"]),
+            record.get("revision", 0),
+            record.get("share"),
+        )
         return pointer, tag
 
     # Audit trail

@@ -12,6 +12,7 @@ from .data import data
 from .log import log_group
 from .models import models
 from .monitor import monitor
+from .rollout import rollout_group
 from .schedule import schedule_command
 from .serve import serve_command
 from .simulate import simulate
@@ -47,6 +48,7 @@ for command in (
     backtest_command,
     models,
     monitor,
+    rollout_group,
     simulate,
     serve_command,
     schedule_command,

@@ -1,9 +1,11 @@
 """Inference independent of the wire format: lookup, readiness, routing, scoring, logging, timing.
 
-Both APIs call one `DataPlane`: `/predict` through `predict`, V2 through `infer`. Routing: with a
-`challenger` alias served, FRAUD_CHALLENGER_TRAFFIC sends that share of rows to it, sticky by a
-stable hash of the row's id (the same transaction meets the same model in every worker);
-FRAUD_SHADOW=1 scores every row with both and answers with the champion.
+Both APIs call one `DataPlane`: `/predict` through `predict`, V2 through `infer`. Routing, sticky
+by a stable hash of the row's id (the same transaction meets the same model in every worker):
+during a rollout the `canary` alias takes the share its alias carries (the lowest hashes, so a
+row stays on the canary as the share grows); with a `challenger` alias served,
+FRAUD_CHALLENGER_TRAFFIC sends that share of the other rows to it, or FRAUD_SHADOW=1 scores
+every row with it too and answers with the champion.
 """
 
 import logging
@@ -26,7 +28,7 @@ from ..errors import (
 )
 from ..explain import Explanation
 from ..log_record import SHADOW, LoggedBatch, utc_now
-from ..registry import CHALLENGER, CHAMPION
+from ..registry import CANARY, CHALLENGER, CHAMPION
 from . import metrics
 from .holder import ModelHolder
 from .log_writer import PredictionLogWriter
@@ -116,7 +118,11 @@ def _children(version: str, variant: str) -> tuple[Any, Any, Any]:
 
 def score(model: LoadedModel, x: NDArray[np.float32], variant: str) -> Scored:
     """Score rows with one model and count the outcome in the service metrics."""
-    probabilities = model.score(x)
+    try:
+        probabilities = model.score(x)
+    except Exception:
+        metrics.SCORING_ERRORS.labels(model.version, variant).inc(len(x))
+        raise
     is_fraud = probabilities >= model.threshold
     frauds = int(is_fraud.sum())
     fraud_count, legit_count, score_histogram = _children(model.version, variant)
@@ -170,7 +176,8 @@ class DataPlane:
         champion = self.champion()
         if version is None:
             return champion
-        for model in (champion, self.holder.challenger):
+        canary = self.holder.canary
+        for model in (champion, self.holder.challenger, canary.model if canary else None):
             if model is not None and model.version == version:
                 return model
         raise VersionNotServed(f"version {version!r} of {name!r} is not served")
@@ -204,7 +211,14 @@ class DataPlane:
         if version is None:
             parts = self._route(x, ids, model)
         else:
-            variant = CHAMPION if model is self.holder.champion else CHALLENGER
+            canary = self.holder.canary
+            variant = (
+                CHAMPION
+                if model is self.holder.champion
+                else CANARY
+                if canary is not None and model is canary.model
+                else CHALLENGER
+            )
             parts = [Part(score(model, x, variant), np.arange(len(x)), x, ids)]
         return self._finish(model, self._explain(parts, None), ids, endpoint, started)
 
@@ -232,24 +246,31 @@ class DataPlane:
         """Score each row with the model its variant assigns; every row is answered once."""
         every = np.arange(len(x))
         challenger = self.holder.challenger
-        if challenger is None or challenger.version == champion.version:
+        if challenger is not None and challenger.version == champion.version:
+            challenger = None
+        canary = self.holder.canary  # read once: its model and share change together
+        if canary is not None and canary.model.version == champion.version:
+            canary = None
+        if challenger is None and canary is None:
             return [Part(score(champion, x, CHAMPION), every, x, ids)]
-        if self.settings.shadow:
-            return [
-                Part(score(champion, x, CHAMPION), every, x, ids),
-                Part(score(challenger, x, SHADOW), every, x, ids, answered=False),
-            ]
-        share = self.settings.challenger_traffic
-        to_challenger = np.array([bucket(tid) < share for tid in ids], dtype=bool)
+        positions = np.array([bucket(tid) for tid in ids])
+        canary_share = canary.share if canary is not None else 0.0
+        challenger_share = 0.0 if self.settings.shadow else self.settings.challenger_traffic
+        to_canary = positions < canary_share
+        to_challenger = ~to_canary & (positions < canary_share + challenger_share)
+        routes = [(champion, CHAMPION, ~to_canary & ~to_challenger)]
+        if challenger is not None:
+            routes.append((challenger, CHALLENGER, to_challenger))
+        if canary is not None:
+            routes.append((canary.model, CANARY, to_canary))
         parts = []
-        for model, variant, mask in (
-            (champion, CHAMPION, ~to_challenger),
-            (challenger, CHALLENGER, to_challenger),
-        ):
+        for model, variant, mask in routes:
             if mask.any():
                 rows = every[mask]
                 part_ids = [ids[row] for row in rows.tolist()]
                 parts.append(Part(score(model, x[mask], variant), rows, x[mask], part_ids))
+        if challenger is not None and self.settings.shadow:
+            parts.append(Part(score(challenger, x, SHADOW), every, x, ids, answered=False))
         return parts
 
     def _finish(
@@ -275,7 +296,9 @@ class DataPlane:
                     explanations=part.explanations,
                 )
             )
-        metrics.LATENCY.labels(endpoint, model.version).observe(time.perf_counter() - started)
+        answering = {part.scored.model.version for part in parts if part.answered}
+        version = answering.pop() if len(answering) == 1 else model.version
+        metrics.LATENCY.labels(endpoint, version).observe(time.perf_counter() - started)
         return Prediction(model, ids, parts)
 
     def feedback(self, labels: dict[str, int]) -> int:

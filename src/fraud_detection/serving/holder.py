@@ -1,16 +1,26 @@
-"""Holds the champion (and challenger) a worker serves, and keeps them current."""
+"""Holds the champion (and challenger, and a rollout's canary) a worker serves, and keeps them
+current."""
 
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
-from ..registry import CHALLENGER, CHAMPION, Registry
+from ..registry import CANARY, CHALLENGER, CHAMPION, Registry
 from . import metrics
 from .model import LoadedModel, load_from_cache, load_from_store, save_to_cache
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
+
+
+class Canary(NamedTuple):
+    """A rollout's canary and the share of the champion's traffic it takes (its store alias
+    carries both), held as one value so a request never pairs one with the other's share."""
+
+    model: LoadedModel
+    share: float
 
 
 class ModelHolder:
@@ -24,6 +34,7 @@ class ModelHolder:
         self._stop = threading.Event()
         self.champion: LoadedModel | None = None
         self.challenger: LoadedModel | None = None
+        self.canary: Canary | None = None
 
     @property
     def ready(self) -> bool:
@@ -35,10 +46,12 @@ class ModelHolder:
             self._registry = self._registry_factory()
         return self._registry
 
-    def _refresh(self, alias: str, current: LoadedModel | None) -> LoadedModel | None:
-        """The model `alias` points to now: `current` if unchanged, None if the alias is unset."""
+    def _refresh(
+        self, alias: str, current: LoadedModel | None, target: str | None
+    ) -> LoadedModel | None:
+        """The model `target` (where `alias` points now): `current` if unchanged, None if the
+        alias is unset."""
         registry = self._store()
-        target = registry.aliases().get(alias)
         if target is None:
             return None
         if current is not None and current.version == target and current.source == "store":
@@ -53,19 +66,31 @@ class ModelHolder:
         """Follow the aliases once; on any failure keep the models served now. True on success."""
         with self._lock:
             try:
-                champion = self._refresh(CHAMPION, self.champion)
-                challenger = self._refresh(CHALLENGER, self.challenger)
+                registry = self._store()
+                pointers = {name: registry.alias(name) for name in (CHAMPION, CHALLENGER, CANARY)}
+                champion = self._refresh(CHAMPION, self.champion, pointers[CHAMPION].version)
+                challenger = self._refresh(
+                    CHALLENGER, self.challenger, pointers[CHALLENGER].version
+                )
+                served = self.canary.model if self.canary else None
+                canary = self._refresh(CANARY, served, pointers[CANARY].version)
             except Exception as exc:  # a reload must never take the worker down
                 log.warning("model reload failed, keeping version %s: %s", self._version(), exc)
                 metrics.MODEL_RELOADS.labels(result="failure").inc()
                 return False
-            changed = champion is not self.champion or challenger is not self.challenger
+            changed = (
+                champion is not self.champion
+                or challenger is not self.challenger
+                or canary is not served
+            )
             if champion is not None:
                 self.champion = champion
             self.challenger = challenger
+            share = pointers[CANARY].share or 0.0
+            self.canary = Canary(canary, share) if canary is not None else None
             if changed:
                 metrics.MODEL_RELOADS.labels(result="success").inc()
-                metrics.set_model_info(self.champion, self.challenger)
+                metrics.set_model_info(self.champion, self.challenger, canary)
             return True
 
     def _version(self) -> str:
@@ -87,7 +112,7 @@ class ModelHolder:
         except Exception as exc:  # no cache yet is normal on a first start
             log.warning("no champion from the store or the local cache yet: %s", exc)
             return
-        metrics.set_model_info(self.champion, self.challenger)
+        metrics.set_model_info(self.champion, self.challenger, None)
         log.warning("serving cached version %s until the store answers", self.champion.version)
 
     def _poll(self, interval: float, delay: float) -> None:

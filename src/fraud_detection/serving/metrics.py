@@ -21,7 +21,8 @@ from .model import LoadedModel
 
 LATENCY = Histogram(
     "fraud_prediction_latency_seconds",
-    "Time to validate, score and answer one request.",
+    "Time to validate, score and answer one request; model_version is the version that "
+    "answered it (the champion when a request's rows went to more than one).",
     ["endpoint", "model_version"],
     buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
 )
@@ -34,6 +35,12 @@ ERRORS = Counter(
     "fraud_request_errors_total",
     "Requests answered with an error.",
     ["endpoint", "reason"],
+)
+SCORING_ERRORS = Counter(
+    "fraud_scoring_errors_total",
+    "Rows a model failed to score (the request answered 500), by version and variant: a "
+    "rollout's error rate per variant.",
+    ["model_version", "variant"],
 )
 MODEL_INFO = Gauge(
     "fraud_model_info",
@@ -103,11 +110,12 @@ def status_label(status: int) -> str:
 _shown: set[tuple[str, str]] = set()
 
 
-def set_model_info(champion: LoadedModel | None, challenger: LoadedModel | None) -> None:
+def set_model_info(
+    champion: LoadedModel | None, challenger: LoadedModel | None, canary: LoadedModel | None
+) -> None:
     """Point fraud_model_info at the versions served now (0 for those no longer served)."""
-    served = {
-        (m.version, alias) for alias, m in (("champion", champion), ("challenger", challenger)) if m
-    }
+    aliases = (("champion", champion), ("challenger", challenger), ("canary", canary))
+    served = {(m.version, alias) for alias, m in aliases if m}
     # Multiprocess files keep every label set ever written, so old ones are zeroed, not removed.
     for version, alias in _shown | served:
         MODEL_INFO.labels(model_version=version, alias=alias).set(

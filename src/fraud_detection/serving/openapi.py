@@ -469,8 +469,10 @@ def openapi_document(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
                             name={"type": "string"},
                             champion=_schema("Model"),
                             challenger=_schema("Model"),
+                            canary=_schema("Model"),
                         ),
-                        "the champion and challenger this worker serves",
+                        "the champion, challenger and canary (with its traffic share, `share`) "
+                        "this worker serves",
                     )
                 },
             )

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from ..registry import CHALLENGER, CHAMPION
+from ..registry import CANARY, CHALLENGER, CHAMPION
 from .codecs import decode_feedback, decode_predict, encode_model, encode_predict, json_response
 from .context import current_plane, metric_label
 from .endpoints import route
@@ -34,12 +34,15 @@ def feedback() -> Any:
 
 @route(bp)
 def models() -> Any:
-    """The champion (and challenger) this worker serves."""
+    """The champion (and challenger, and a rollout's canary with its share) this worker
+    serves."""
     plane = current_plane()
+    canary = plane.holder.canary
     return json_response(
         {
             "name": plane.settings.model_name,
             CHAMPION: encode_model(plane.holder.champion),
             CHALLENGER: encode_model(plane.holder.challenger),
+            CANARY: canary and {**(encode_model(canary.model) or {}), "share": canary.share},
         }
     )
