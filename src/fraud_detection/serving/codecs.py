@@ -21,7 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from .. import __version__
 from ..errors import InvalidInput, TooLarge, UnsupportedMediaType
 from ..schema import FEATURES, N_FEATURES
+from .bodies import Body, Canary, Model, V2ModelMetadata, V2ModelParameters, V2ServerMetadata
+from .bodies import V2TensorMetadata as Tensor
 from .dataplane import Prediction
+from .holder import Canary as ServedCanary
 from .model import LoadedModel
 
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -80,6 +83,11 @@ class InferRequest:
 def json_response(body: Any, status: int = 200) -> Response:
     """A JSON response serialised by orjson (the hot path's largest fixed cost otherwise)."""
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def body_response(body: Body, status: int = 200) -> Response:
+    """A response body model, serialised by pydantic."""
+    return Response(body.model_dump_json(), status=status, mimetype="application/json")
 
 
 def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
@@ -208,7 +216,8 @@ def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
 
 
 def encode_predict(prediction: Prediction, batch: bool) -> Response:
-    """Per transaction: id, probability, decision, and the threshold and version that decided."""
+    """Per transaction: id, probability, decision, and the threshold and version that decided
+    (bodies.Prediction, or bodies.Predictions for a batch, built as dicts for orjson)."""
     answers = []
     for answer in prediction.answers():
         body: dict[str, Any] = {
@@ -396,8 +405,9 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
 
 
 def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Response:
-    """The V2 response: the requested outputs in request order, each as JSON data or, when
-    asked, as binary data after the JSON header (`Inference-Header-Content-Length`)."""
+    """The V2 response (bodies.V2Response, built as a dict for orjson): the requested outputs in
+    request order, each as JSON data or, when asked, as binary data after the JSON header
+    (`Inference-Header-Content-Length`)."""
     answers = prediction.answers()
     values = {
         "probabilities": ("FP32", [round(a.probability, 6) for a in answers], "<f4"),
@@ -436,30 +446,30 @@ def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Respo
     return response
 
 
-def encode_v2_metadata(name: str, model: LoadedModel) -> dict[str, Any]:
+def encode_v2_metadata(name: str, model: LoadedModel) -> V2ModelMetadata:
     """V2 model metadata: the input tensor, the outputs, the feature order and threshold."""
-    return {
-        "name": name,
-        "versions": [model.version],
-        "platform": "onnx",
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
-        "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1]},
-            {"name": "is_fraud", "datatype": "BOOL", "shape": [-1]},
+    return V2ModelMetadata(
+        name=name,
+        versions=[model.version],
+        platform="onnx",
+        inputs=[Tensor(name="input", datatype="FP32", shape=[-1, N_FEATURES])],
+        outputs=[
+            Tensor(name="probabilities", datatype="FP32", shape=[-1]),
+            Tensor(name="is_fraud", datatype="BOOL", shape=[-1]),
         ],
-        "parameters": {"features": model.manifest["features"], "threshold": model.threshold},
-    }
+        parameters=V2ModelParameters(
+            features=model.manifest["features"], threshold=model.threshold
+        ),
+    )
 
 
-def encode_server_metadata() -> dict[str, Any]:
+def encode_server_metadata() -> V2ServerMetadata:
     """V2 server metadata."""
-    return {"name": "fraud-detection", "version": __version__, "extensions": []}
+    return V2ServerMetadata(name="fraud-detection", version=__version__, extensions=[])
 
 
-def encode_model(model: LoadedModel | None) -> dict[str, Any] | None:
+def _served(model: LoadedModel) -> dict[str, Any]:
     """What an operator wants to know about a served model."""
-    if model is None:
-        return None
     return {
         "version": model.version,
         "threshold": model.threshold,
@@ -470,3 +480,13 @@ def encode_model(model: LoadedModel | None) -> dict[str, Any] | None:
         "synthetic": model.manifest.get("data", {}).get("synthetic", False),
         "explainable": model.explainer is not None,
     }
+
+
+def encode_model(model: LoadedModel | None) -> Model | None:
+    """A served model, if any."""
+    return None if model is None else Model(**_served(model))
+
+
+def encode_canary(canary: ServedCanary | None) -> Canary | None:
+    """A rollout's canary, if any: its model and its share of the champion's traffic."""
+    return None if canary is None else Canary(**_served(canary.model), share=canary.share)

@@ -8,7 +8,7 @@ fraud_request_errors_total. /v2 routes answer the Open Inference Protocol's erro
 """
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -25,7 +25,8 @@ from ..errors import (
     VersionNotServed,
 )
 from . import metrics
-from .codecs import json_response
+from .bodies import Error, ErrorDetail, V2Error
+from .codecs import body_response
 from .context import metric_label
 
 
@@ -88,21 +89,21 @@ def http_refusal(exc: HTTPException) -> Refusal:
     return Refusal(status, reason, exc.description or exc.name, None, headers)
 
 
-def predict_body(error: Refusal) -> dict[str, Any]:
+def predict_body(error: Refusal) -> Error:
     """The /predict, /feedback and operations error body."""
-    return {"error": {"code": error.reason, "message": error.message, "field": error.field}}
+    return Error(error=ErrorDetail(code=error.reason, message=error.message, field=error.field))
 
 
-def v2_body(error: Refusal) -> dict[str, Any]:
+def v2_body(error: Refusal) -> V2Error:
     """The Open Inference Protocol error body."""
-    return {"error": error.message}
+    return V2Error(error=error.message)
 
 
 def _answer(error: Refusal) -> Response:
     metrics.ERRORS.labels(metric_label(), error.reason).inc()
     # By path, not blueprint: a 404 or 405 under /v2 matched no route, so has no blueprint.
     v2 = request.path == "/v2" or request.path.startswith("/v2/")
-    response = json_response(v2_body(error) if v2 else predict_body(error), error.status)
+    response = body_response(v2_body(error) if v2 else predict_body(error), error.status)
     response.headers.update(error.headers)
     return response
 

@@ -1,14 +1,22 @@
-"""The OpenAPI 3.1 document of the service, built from the pydantic models that validate.
+"""The OpenAPI 3.1 document of the service, generated from the endpoint table, the response
+bodies (bodies.py) and the pydantic models that validate requests.
 
-OpenAPI 3.1 because its schemas are JSON Schema 2020-12, which is what pydantic emits; the
-document is built per settings, so the model name and the auth it shows are the live ones.
+OpenAPI 3.1 because its schemas are JSON Schema 2020-12, which is what pydantic emits. The
+paths are the endpoint table's API routes; each has one entry in OPERATIONS (a route without
+one fails the document's build). The document is built once per app, so the model name and the
+auth it shows are the live ones.
 """
 
+import re
 from collections.abc import Set
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic.json_schema import models_json_schema
 
 from ..config import Settings
 from ..schema import FEATURES, N_FEATURES
+from .bodies import BODIES
 from .codecs import (
     EXPLAIN_QUERY,
     FLOAT32_MAX,
@@ -18,169 +26,17 @@ from .codecs import (
     Label,
     Transaction,
 )
+from .endpoints import ENDPOINTS
 
-NULLABLE_STRING = {"type": ["string", "null"]}
-ERROR = {
-    "type": "object",
-    "description": "The /predict, /feedback and operations error.",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "field": NULLABLE_STRING,
-            },
-            "required": ["code", "message", "field"],
-        }
-    },
-    "required": ["error"],
-}
-V2_ERROR = {
-    "type": "object",
-    "description": "The Open Inference Protocol error, on every /v2 route.",
-    "properties": {"error": {"type": "string"}},
-    "required": ["error"],
-}
-PREDICTION = {
-    "type": "object",
-    "properties": {
-        "transaction_id": {"type": "string"},
-        "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
-        "is_fraud": {"type": "boolean"},
-        "threshold": {"type": "number"},
-        "model_version": {"type": "string"},
-        "explanation": {
-            "description": "Present for flagged transactions and, with explain, for every one; "
-            "null when the model carries no cover to explain with.",
-            "oneOf": [{"$ref": "#/components/schemas/Explanation"}, {"type": "null"}],
-        },
-    },
-    "required": ["transaction_id", "fraud_probability", "is_fraud", "threshold", "model_version"],
-}
-EXPLANATION = {
-    "type": "object",
-    "description": "TreeSHAP: expected_value plus every feature's contribution is the model's "
-    "raw score (a probability for forests, log-odds for boosters); the largest are listed.",
-    "properties": {
-        "output": {"type": "string", "enum": ["probability", "log_odds"]},
-        "expected_value": {"type": "number"},
-        "top_features": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "feature": {"type": "string", "enum": list(FEATURES)},
-                    "value": {"type": "number"},
-                    "contribution": {"type": "number"},
-                },
-                "required": ["feature", "value", "contribution"],
-            },
-        },
-    },
-    "required": ["output", "expected_value", "top_features"],
-}
+REF = "#/components/schemas/{model}"
 EXPLAIN_FLAG = {
     "type": "boolean",
     "description": "true: explain every transaction; false: none; absent: the flagged ones.",
 }
-MODEL = {
-    "type": ["object", "null"],
-    "properties": {
-        "version": {"type": "string"},
-        "threshold": {"type": "number"},
-        "metrics": {"type": ["object", "null"]},
-        "created_at": NULLABLE_STRING,
-        "loaded_at": {"type": "string"},
-        "source": {"type": "string"},
-        "synthetic": {"type": "boolean"},
-        "explainable": {"type": "boolean"},
-    },
-    "required": ["version", "threshold", "loaded_at", "source", "synthetic", "explainable"],
-}
-V2_TENSOR_OUT = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "enum": list(V2_OUTPUTS)},
-        "shape": {"type": "array", "items": {"type": "integer"}},
-        "datatype": {"type": "string", "enum": ["FP32", "BOOL"]},
-        "data": {"type": "array", "items": {"type": ["number", "boolean"]}},
-    },
-    "required": ["name", "shape", "datatype", "data"],
-}
-V2_RESPONSE = {
-    "type": "object",
-    "properties": {
-        "model_name": {"type": "string"},
-        "model_version": {"type": "string"},
-        "id": {"type": "string"},
-        "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2Output"}},
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "threshold": {"type": "number"},
-                "row_model_versions": {"type": "array", "items": {"type": "string"}},
-            },
-            "required": ["threshold"],
-        },
-    },
-    "required": ["model_name", "model_version", "outputs", "parameters"],
-}
-V2_TENSOR_META = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "datatype": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer"}},
-    },
-    "required": ["name", "datatype", "shape"],
-}
-V2_MODEL_METADATA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "versions": {"type": "array", "items": {"type": "string"}},
-        "platform": {"type": "string"},
-        "inputs": {"type": "array", "items": V2_TENSOR_META},
-        "outputs": {"type": "array", "items": V2_TENSOR_META},
-        "parameters": {"type": "object"},
-    },
-    "required": ["name", "versions", "platform", "inputs", "outputs"],
-}
-V2_SERVER_METADATA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "version": {"type": "string"},
-        "extensions": {"type": "array", "items": {"type": "string"}},
-    },
-    "required": ["name", "version", "extensions"],
-}
-HEALTH = {
-    "type": "object",
-    "properties": {
-        "status": {"type": "string", "enum": ["ok", "loading"]},
-        "model_version": NULLABLE_STRING,
-    },
-    "required": ["status", "model_version"],
-}
-RELOADED = {
-    "type": "object",
-    "properties": {"reloaded": {"type": "boolean"}, "model_version": NULLABLE_STRING},
-    "required": ["reloaded", "model_version"],
-}
 
 
 def _schema(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(schema: str, *codes: int) -> dict[str, Any]:
-    return {str(c): _json(_schema(schema), "error") for c in codes}
+    return {"$ref": REF.format(model=name)}
 
 
 def _object(**properties: dict[str, Any]) -> dict[str, Any]:
@@ -291,96 +147,140 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Operation:
+    """What the document says of one endpoint: its answers by status, as (schema, description);
+    a schema is a component's name or a JSON Schema."""
+
+    summary: str
+    responses: dict[int, tuple[str | dict[str, Any], str]]
+    errors: tuple[int, ...] = ()
+    """Statuses answered with the surface's error body."""
+    body: str | None = None
+    """The request body: a key of `_request_bodies`."""
+    query: list[dict[str, Any]] = field(default_factory=list)
+
+
+ONE_OR_BATCH = {"oneOf": [_schema("Prediction"), _schema("Predictions")]}
+EXPLAIN_PARAMETER = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "description": "As the body's explain; the body's wins.",
+    "schema": {"type": "string", "enum": list(EXPLAIN_QUERY)},
+}
+OPERATIONS: dict[str, Operation] = {
+    "predict.predict": Operation(
+        "Score one transaction or a batch",
+        {200: (ONE_OR_BATCH, "one prediction, or {predictions, model_version} for a batch")},
+        errors=(400, 413, 415, 503),
+        body="predict",
+        query=[EXPLAIN_PARAMETER],
+    ),
+    "predict.feedback": Operation(
+        "Analyst labels, joined to logged predictions by transaction_id",
+        {200: ("Stored", "stored; a later label for the same id replaces it")},
+        errors=(400, 413, 415, 503),
+        body="feedback",
+    ),
+    "predict.models": Operation(
+        "Served models",
+        {
+            200: (
+                "Models",
+                "the champion, challenger and canary (with its traffic share, `share`) "
+                "this worker serves",
+            )
+        },
+    ),
+    "ops.health": Operation(
+        "Health",
+        {200: ("Health", "a model is loaded"), 503: ("Health", "no model loaded yet")},
+    ),
+    "ops.prometheus_metrics": Operation(
+        "Prometheus metrics", {200: ({"type": "string"}, "Prometheus text exposition")}
+    ),
+    "ops.openapi": Operation("This document", {200: ({"type": "object"}, "OpenAPI 3.1 document")}),
+    "ops.reload": Operation(
+        "Follow the model aliases now instead of at the next poll",
+        {200: ("Reloaded", "reloaded"), 502: ("Reloaded", "the store could not be read")},
+        errors=(503,),
+    ),
+    "v2.server_metadata": Operation(
+        "Server metadata", {200: ("V2ServerMetadata", "server metadata")}
+    ),
+    "v2.live": Operation("Liveness", {200: ("V2Live", "live")}),
+    "v2.ready": Operation(
+        "Readiness: a model is loaded",
+        {200: ("V2Ready", "ready"), 503: ("V2Ready", "no model loaded yet")},
+    ),
+    "v2.model_metadata": Operation(
+        "Model metadata", {200: ("V2ModelMetadata", "metadata")}, errors=(404, 503)
+    ),
+    "v2.model_ready": Operation(
+        "Model readiness", {200: ("V2ModelReady", "ready")}, errors=(404, 503)
+    ),
+    "v2.infer": Operation(
+        f"Open Inference Protocol inference on an [N, {N_FEATURES}] tensor",
+        {200: ("V2Response", "probabilities and is_fraud per row")},
+        errors=(400, 404, 413, 415, 503),
+        body="V2Request",
+    ),
+}
+TEXT = {"ops.prometheus_metrics": "text/plain"}
+"""Operations answering another media type than JSON."""
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule in OpenAPI's spelling: <name> and <int:id> become {name} and {id}."""
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
+
+
+def _error_schema(path: str) -> str:
+    """The error body of a path's surface (as http_errors answers it)."""
+    return "V2Error" if path == "/v2" or path.startswith("/v2/") else "Error"
+
+
+def _media(schema: str | dict[str, Any], description: str, media: str) -> dict[str, Any]:
+    resolved = _schema(schema) if isinstance(schema, str) else schema
+    return {"description": description, "content": {media: {"schema": resolved}}}
+
+
+def _path_parameters(path: str, settings: Settings) -> list[dict[str, Any]]:
+    schemas = {"name": {"type": "string", "enum": [settings.model_name]}}
+    names = re.findall(r"{([^}]+)}", path)
+    return [
+        {"name": n, "in": "path", "required": True, "schema": schemas.get(n, {"type": "string"})}
+        for n in names
+    ]
+
+
 def _operation(
-    summary: str,
-    responses: dict[str, Any],
-    *,
-    body: dict[str, Any] | None = None,
-    guarded: bool = False,
-    error: str = "Error",
-    parameters: list[dict[str, Any]] | None = None,
+    name: str, path: str, guarded: bool, requests: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """One operation; a guarded one documents its bearer token and its 401."""
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if parameters:
-        operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = _body(body)
+    spec = OPERATIONS[name]
+    media = TEXT.get(name, "application/json")
+    responses = {
+        str(status): _media(schema, description, media)
+        for status, (schema, description) in spec.responses.items()
+    }
+    errors = (*spec.errors, 401) if guarded else spec.errors
+    responses |= {str(c): _media(_error_schema(path), "error", media) for c in errors}
+    if name == "v2.infer":
+        responses["200"] = _binary_answer(responses["200"])
+    operation: dict[str, Any] = {"summary": spec.summary, "responses": responses}
+    if spec.query:
+        operation["parameters"] = spec.query
+    if spec.body is not None:
+        operation["requestBody"] = _body(requests[spec.body])
     if guarded:
         operation["security"] = [{"bearer": []}]
-        responses.update(_errors(error, 401))
     return operation
 
 
-def _v2_paths(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
-    name = {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "enum": [settings.model_name]},
-    }
-    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
-    ready = _object(name={"type": "string"}, ready={"type": "boolean"})
-    paths: dict[str, Any] = {
-        "/v2": {
-            "get": _operation(
-                "Server metadata",
-                {"200": _json(_schema("V2ServerMetadata"), "server metadata")},
-            )
-        },
-        "/v2/health/live": {
-            "get": _operation("Liveness", {"200": _json(_object(live={"type": "boolean"}), "live")})
-        },
-        "/v2/health/ready": {
-            "get": _operation(
-                "Readiness: a model is loaded",
-                {
-                    "200": _json(_object(ready={"type": "boolean"}), "ready"),
-                    "503": _json(_object(ready={"type": "boolean"}), "no model loaded yet"),
-                },
-            )
-        },
-    }
-    for prefix, parameters in (
-        ("/v2/models/{name}", [name]),
-        ("/v2/models/{name}/versions/{version}", [name, version]),
-    ):
-        paths[prefix] = {
-            "get": _operation(
-                "Model metadata",
-                {
-                    "200": _json(_schema("V2ModelMetadata"), "metadata"),
-                    **_errors("V2Error", 404, 503),
-                },
-            ),
-            "parameters": parameters,
-        }
-        paths[f"{prefix}/ready"] = {
-            "get": _operation(
-                "Model readiness",
-                {"200": _json(ready, "ready"), **_errors("V2Error", 404, 503)},
-            ),
-            "parameters": parameters,
-        }
-        paths[f"{prefix}/infer"] = {
-            "post": _operation(
-                f"Open Inference Protocol inference on an [N, {N_FEATURES}] tensor",
-                {
-                    "200": _v2_infer_answer(),
-                    **_errors("V2Error", 400, 404, 413, 415, 503),
-                },
-                body=_schema("V2Request"),
-                guarded="v2.infer" in guarded,
-                error="V2Error",
-            ),
-            "parameters": parameters,
-        }
-    return paths
-
-
-def _v2_infer_answer() -> dict[str, Any]:
+def _binary_answer(answer: dict[str, Any]) -> dict[str, Any]:
     """JSON outputs, or with the binary tensor data extension a JSON header and raw tensors."""
-    answer = _json(_schema("V2Response"), "probabilities and is_fraud per row")
     answer["content"]["application/octet-stream"] = {
         "schema": {"type": "string", "format": "binary"}
     }
@@ -399,146 +299,68 @@ def _v2_infer_answer() -> dict[str, Any]:
     return answer
 
 
-def openapi_document(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
-    """OpenAPI 3.1 description of every route the service answers; `guarded` names the Flask
-    endpoints that take a bearer token (auth.required_tokens)."""
-    predictions = _object(
-        predictions={"type": "array", "items": _schema("Prediction")},
-        model_version={"type": "string"},
-    )
-    paths: dict[str, Any] = {
-        "/predict": {
-            "post": _operation(
-                "Score one transaction or a batch",
+def _request_bodies() -> dict[str, dict[str, Any]]:
+    """The request bodies operations name: /predict's single or batch form, /feedback's."""
+    return {
+        "predict": {
+            "oneOf": [
                 {
-                    "200": _json(
-                        {"oneOf": [_schema("Prediction"), predictions]},
-                        "one prediction, or {predictions, model_version} for a batch",
-                    ),
-                    **_errors("Error", 400, 413, 415, 503),
-                },
-                body={
-                    "oneOf": [
-                        {
-                            "allOf": [
-                                _schema("Transaction"),
-                                _without("instances"),
-                                {"type": "object", "properties": {"explain": EXPLAIN_FLAG}},
-                            ]
-                        },
-                        _schema("Batch"),
+                    "allOf": [
+                        _schema("Transaction"),
+                        _without("instances"),
+                        {"type": "object", "properties": {"explain": EXPLAIN_FLAG}},
                     ]
                 },
-                guarded="predict.predict" in guarded,
-                parameters=[
-                    {
-                        "name": "explain",
-                        "in": "query",
-                        "required": False,
-                        "description": "As the body's explain; the body's wins.",
-                        "schema": {"type": "string", "enum": list(EXPLAIN_QUERY)},
-                    }
-                ],
-            )
+                _schema("Batch"),
+            ]
         },
-        "/feedback": {
-            "post": _operation(
-                "Analyst labels, joined to logged predictions by transaction_id",
-                {
-                    "200": _json(
-                        _object(stored={"type": "integer", "minimum": 0}),
-                        "stored; a later label for the same id replaces it",
-                    ),
-                    **_errors("Error", 400, 413, 415, 503),
-                },
-                body={
-                    "oneOf": [
-                        {"allOf": [_schema("Label"), _without("labels")]},
-                        {"allOf": [_schema("Labels"), _without("transaction_id", "label")]},
-                    ]
-                },
-                guarded="predict.feedback" in guarded,
-            )
+        "feedback": {
+            "oneOf": [
+                {"allOf": [_schema("Label"), _without("labels")]},
+                {"allOf": [_schema("Labels"), _without("transaction_id", "label")]},
+            ]
         },
-        "/models": {
-            "get": _operation(
-                "Served models",
-                {
-                    "200": _json(
-                        _object(
-                            name={"type": "string"},
-                            champion=_schema("Model"),
-                            challenger=_schema("Model"),
-                            canary=_schema("Model"),
-                        ),
-                        "the champion, challenger and canary (with its traffic share, `share`) "
-                        "this worker serves",
-                    )
-                },
-            )
-        },
-        "/health": {
-            "get": _operation(
-                "Health",
-                {
-                    "200": _json(_schema("Health"), "a model is loaded"),
-                    "503": _json(_schema("Health"), "no model loaded yet"),
-                },
-            )
-        },
-        "/metrics": {
-            "get": _operation(
-                "Prometheus metrics",
-                {
-                    "200": {
-                        "description": "Prometheus text exposition",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            )
-        },
-        "/openapi.json": {
-            "get": _operation(
-                "This document", {"200": _json({"type": "object"}, "OpenAPI 3.1 document")}
-            )
-        },
-        "/admin/reload": {
-            "post": _operation(
-                "Follow the model aliases now instead of at the next poll",
-                {
-                    "200": _json(_schema("Reloaded"), "reloaded"),
-                    "502": _json(_schema("Reloaded"), "the store could not be read"),
-                    **_errors("Error", 503),
-                },
-                guarded="ops.reload" in guarded,
-            )
-        },
-        **_v2_paths(settings, guarded),
+        "V2Request": _schema("V2Request"),
     }
+
+
+def _components(settings: Settings) -> dict[str, Any]:
+    """Every schema: the response bodies' (generated) and the requests'."""
+    _, generated = models_json_schema(
+        [(body, "serialization") for body in BODIES], ref_template=REF
+    )
+    return {
+        "Transaction": _transaction(),
+        "Batch": _batch(settings.max_batch),
+        "Label": Label.model_json_schema(),
+        "Labels": _list_of("labels", "Label", settings.max_batch),
+        "V2Request": _v2_request(settings),
+        **generated["$defs"],
+    }
+
+
+def openapi_document(settings: Settings, guarded: Set[str]) -> dict[str, Any]:
+    """OpenAPI 3.1 description of every API route the service answers; `guarded` names the
+    Flask endpoints that take a bearer token (auth.required_tokens)."""
+    requests = _request_bodies()
+    paths: dict[str, Any] = {}
+    for endpoint in ENDPOINTS.values():
+        if not endpoint.api:
+            continue
+        for rule in endpoint.paths:
+            path = openapi_path(rule)
+            item = paths.setdefault(path, {})
+            for method in endpoint.methods:
+                item[method.lower()] = _operation(
+                    endpoint.name, path, endpoint.name in guarded, requests
+                )
+            if parameters := _path_parameters(path, settings):
+                item["parameters"] = parameters
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Fraud detection service", "version": "1"},
         "paths": paths,
-        "components": {
-            "schemas": {
-                "Transaction": _transaction(),
-                "Batch": _batch(settings.max_batch),
-                "Prediction": PREDICTION,
-                "Explanation": EXPLANATION,
-                "Label": Label.model_json_schema(),
-                "Labels": _list_of("labels", "Label", settings.max_batch),
-                "Model": MODEL,
-                "Health": HEALTH,
-                "Reloaded": RELOADED,
-                "V2Request": _v2_request(settings),
-                "V2Response": V2_RESPONSE,
-                "V2Output": V2_TENSOR_OUT,
-                "V2ModelMetadata": V2_MODEL_METADATA,
-                "V2ServerMetadata": V2_SERVER_METADATA,
-                "Error": ERROR,
-                "V2Error": V2_ERROR,
-            }
-        },
+        "components": {"schemas": _components(settings)},
     }
     if guarded:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

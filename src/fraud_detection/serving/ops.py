@@ -6,7 +6,8 @@ from flask import Blueprint, Response
 
 from ..errors import ModelNotReady
 from . import metrics
-from .codecs import json_response
+from .bodies import Health, Reloaded
+from .codecs import body_response, json_response
 from .context import current_plane, openapi_document
 from .endpoints import route
 
@@ -17,11 +18,10 @@ bp = Blueprint("ops", __name__)
 def health() -> Any:
     """Liveness plus what is served; 503 while no model is loaded."""
     model = current_plane().holder.champion
-    body = {
-        "status": "ok" if model else "loading",
-        "model_version": model.version if model else None,
-    }
-    return json_response(body, 200 if model else 503)
+    version = model.version if model else None
+    return body_response(
+        Health(status="ok" if model else "loading", model_version=version), 200 if model else 503
+    )
 
 
 @route(bp)
@@ -48,5 +48,5 @@ def reload() -> Any:
             f"no model: {plane.settings.model_store} has no champion to load "
             "(fraud train --promote, or fraud models promote VERSION)"
         )
-    body = {"reloaded": ok, "model_version": model.version if model else None}
-    return json_response(body, 200 if ok else 502)
+    body = Reloaded(reloaded=ok, model_version=model.version if model else None)
+    return body_response(body, 200 if ok else 502)

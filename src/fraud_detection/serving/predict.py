@@ -5,8 +5,15 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from ..registry import CANARY, CHALLENGER, CHAMPION
-from .codecs import decode_feedback, decode_predict, encode_model, encode_predict, json_response
+from .bodies import Models, Stored
+from .codecs import (
+    body_response,
+    decode_feedback,
+    decode_predict,
+    encode_canary,
+    encode_model,
+    encode_predict,
+)
 from .context import current_plane, metric_label
 from .endpoints import route
 
@@ -29,7 +36,7 @@ def feedback() -> Any:
     """Store analyst labels ({transaction_id, label} or {"labels": [...]}) by transaction id."""
     plane = current_plane()
     stored = plane.feedback(decode_feedback(request, plane.settings.max_batch))
-    return json_response({"stored": stored})
+    return body_response(Stored(stored=stored))
 
 
 @route(bp)
@@ -37,12 +44,12 @@ def models() -> Any:
     """The champion (and challenger, and a rollout's canary with its share) this worker
     serves."""
     plane = current_plane()
-    canary = plane.holder.canary
-    return json_response(
-        {
-            "name": plane.settings.model_name,
-            CHAMPION: encode_model(plane.holder.champion),
-            CHALLENGER: encode_model(plane.holder.challenger),
-            CANARY: canary and {**(encode_model(canary.model) or {}), "share": canary.share},
-        }
+    holder = plane.holder
+    return body_response(
+        Models(
+            name=plane.settings.model_name,
+            champion=encode_model(holder.champion),
+            challenger=encode_model(holder.challenger),
+            canary=encode_canary(holder.canary),
+        )
     )

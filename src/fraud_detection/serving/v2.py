@@ -5,12 +5,13 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from .bodies import V2Live, V2ModelReady, V2Ready
 from .codecs import (
+    body_response,
     decode_v2,
     encode_server_metadata,
     encode_v2,
     encode_v2_metadata,
-    json_response,
 )
 from .context import current_plane, metric_label
 from .endpoints import route
@@ -20,29 +21,29 @@ bp = Blueprint("v2", __name__)
 
 @route(bp)
 def live() -> Any:
-    return json_response({"live": True})
+    return body_response(V2Live(live=True))
 
 
 @route(bp)
 def ready() -> Any:
     is_ready = current_plane().ready
-    return json_response({"ready": is_ready}, 200 if is_ready else 503)
+    return body_response(V2Ready(ready=is_ready), 200 if is_ready else 503)
 
 
 @route(bp)
 def server_metadata() -> Any:
-    return json_response(encode_server_metadata())
+    return body_response(encode_server_metadata())
 
 
 @route(bp)
 def model_metadata(name: str, version: str | None = None) -> Any:
-    return json_response(encode_v2_metadata(name, current_plane().model(name, version)))
+    return body_response(encode_v2_metadata(name, current_plane().model(name, version)))
 
 
 @route(bp)
 def model_ready(name: str, version: str | None = None) -> Any:
     current_plane().model(name, version)
-    return json_response({"name": name, "ready": True})
+    return body_response(V2ModelReady(name=name, ready=True))
 
 
 @route(bp)
