@@ -36,6 +36,7 @@ SERVICE_METRICS = {
     "fraud_prediction_log_pending_rows",
     "fraud_prediction_log_pending_age_seconds",
     "fraud_feedback_total",
+    "fraud_scoring_errors_total",
     "flask_http_request_total",
 } | {f"{name}_{suffix}" for name in HISTOGRAMS for suffix in ("bucket", "count", "sum")}
 MONITOR_METRICS = {
@@ -52,8 +53,9 @@ MONITOR_METRICS = {
     "fraud_model_last_trained_timestamp_seconds",
     "model_monitor_last_run_timestamp_seconds",
 }
+ROLLOUT_METRICS = {"fraud_rollout_step", "fraud_rollout_share"}  # pushed by `fraud rollout`
 PROMETHEUS_METRICS = {"up", "push_time_seconds"}
-KNOWN_METRICS = SERVICE_METRICS | MONITOR_METRICS | PROMETHEUS_METRICS
+KNOWN_METRICS = SERVICE_METRICS | MONITOR_METRICS | ROLLOUT_METRICS | PROMETHEUS_METRICS
 
 # SPEC section 9's alerts, plus the two the monitoring loop needs to be trusted.
 REQUIRED_ALERTS = {

@@ -204,7 +204,12 @@ def test_the_ingress_buffers_requests_for_the_service() -> None:
 
 def test_cron_jobs_run_the_fraud_commands_on_the_schedules_of_fraud_schedule() -> None:
     (serving,) = containers(one("Deployment"))
-    schedules = {"retrain": "0 2 * * 0", "monitor": "0 6 * * *", "log prune": "0 4 * * *"}
+    schedules = {
+        "retrain": "0 2 * * 0",
+        "monitor": "0 6 * * *",
+        "log prune": "0 4 * * *",
+        "rollout step": "30 * * * *",
+    }
     for command, schedule in schedules.items():
         job = one("CronJob", f"fraud-{command.replace(' ', '-')}")
         assert job["spec"]["schedule"] == schedule

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import Engine
@@ -24,6 +25,7 @@ from fraud_detection.rollout_run import step as judge_step
 from fraud_detection.schema import FEATURES
 from fraud_detection.serving import dataplane
 from fraud_detection.store import open_store
+from prometheus_helpers import running_pushgateway
 from waiting import wait_for
 
 LIMITS = Limits(min_duration_s=3600, min_rows=60)
@@ -182,9 +184,15 @@ def test_the_cli_starts_reports_aborts_and_exits_1_on_a_breach(
     status = runner.invoke(cli, ["rollout", "status", *judged])
     assert status.exit_code == 0, status.output
     assert "step 1 of 3 at 10%" in status.output and canary_of(registry) == (loud, 0.1)
-    stepped = runner.invoke(cli, ["rollout", "step", *judged])
+    with running_pushgateway() as gateway:
+        stepped = runner.invoke(cli, ["rollout", "step", *judged, "--pushgateway", gateway])
+        pushed = requests.get(f"{gateway}/metrics", timeout=10).text
     assert stepped.exit_code == 1, stepped.output
     assert "aborted" in stepped.output and "flag_rate_ratio" in stepped.output
+    # What FraudRolloutAborted watches: the step it stopped at, in state "aborted".
+    labels = f'job="fraud-rollout",model="fraud-detector",state="aborted",version="{loud}"'
+    assert f'fraud_rollout_step{{instance="",{labels}}} 1' in pushed
+    assert f'fraud_rollout_share{{instance="",{labels}}} 0' in pushed
     assert (tmp_path / "r.md").read_text().startswith(f"# Rollout of version {loud}")
     assert canary_of(registry) is None
     again = runner.invoke(cli, ["rollout", "abort", *where])

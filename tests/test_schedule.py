@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from fraud_detection.cli import cli
-from fraud_detection.schedule import Job, next_daily, next_weekly, run_schedule
+from fraud_detection.schedule import Job, next_daily, next_hourly, next_weekly, run_schedule
 from waiting import wait_for
 
 
@@ -24,6 +24,8 @@ def test_help_says_how_it_runs_which_jobs_when_and_how_it_stops() -> None:
         "Sundays at 02:00 fraud retrain --report REPORTS/retrain.md",
         "every day at 04:00 fraud log prune (keeps FRAUD_LOG_RETENTION_DAYS, default 90)",
         "every day at 06:00 fraud monitor --report REPORTS/monitor.md",
+        "every hour at :30 fraud rollout step --report REPORTS/rollout.md (acts only while a "
+        "rollout is open",
         "Ctrl-C or SIGTERM stops it (exit 0)",
         "With FRAUD_ON_DRIFT=retrain (or dispatch) in the environment, the daily monitor acts",
         "--reports PATH Folder of the latest reports",
@@ -59,6 +61,15 @@ def test_sigterm_stops_the_loop_cleanly(tmp_path: Path) -> None:
 def test_weekly_retrain_is_sunday_0200_utc(now: datetime, expected: datetime) -> None:
     assert next_weekly(now) == expected
     assert expected.weekday() == 6
+
+
+def test_rollout_steps_run_every_hour_at_half_past() -> None:
+    assert next_hourly(datetime(2026, 11, 23, 10, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 23, 10, 30, tzinfo=UTC
+    )
+    assert next_hourly(datetime(2026, 11, 23, 23, 30, tzinfo=UTC)) == datetime(
+        2026, 11, 24, 0, 30, tzinfo=UTC
+    )
 
 
 def test_jobs_run_when_due_and_a_failure_does_not_stop_the_loop() -> None:

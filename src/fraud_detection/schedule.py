@@ -22,6 +22,13 @@ def next_daily(after: datetime, hour: int = 6) -> datetime:
     return candidate if candidate > after else candidate + timedelta(days=1)
 
 
+def next_hourly(after: datetime, minute: int = 30) -> datetime:
+    """The first hh:`minute` UTC strictly after `after` (half past: clear of the daily and
+    weekly jobs on the hour)."""
+    candidate = after.astimezone(UTC).replace(minute=minute, second=0, microsecond=0)
+    return candidate if candidate > after else candidate + timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class Job:
     """A command and the rule for when it next runs."""

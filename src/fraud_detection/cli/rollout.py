@@ -50,7 +50,7 @@ def _judging(command: F) -> F:
             "--report",
             "report_path",
             type=click.Path(path_type=Path),
-            help="Markdown report of the step (default: FRAUD_REPORTS/rollout.md).",
+            help="Also write the Markdown report here (it always goes to stdout).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the step as JSON."),
     )
@@ -167,7 +167,7 @@ def step_command(**options: Any) -> None:
     if result is None:
         click.echo(f"No rollout of {registry.name} is open: nothing to judge.")
         return
-    _show(result, result.after, now, options, settings)
+    _show(result, result.after, now, options)
     _push(result.after, settings, settings.model_name)
     rollout_run.require_not_aborted(result)
 
@@ -182,7 +182,7 @@ def status_command(**options: Any) -> None:
         registry, open_engine(settings.database_url), now=now, prometheus=options["prometheus"]
     )
     latest = result.before if result else rollout_run.load(registry)
-    _show(result, latest, now, options, settings)
+    _show(result, latest, now, options)
 
 
 @rollout_group.command("abort")
@@ -219,13 +219,12 @@ def _show(
     rollout: Rollout | None,
     now: datetime,
     options: dict[str, Any],
-    settings: Settings,
 ) -> None:
-    """The report on stdout (or JSON), and into the report file."""
+    """The report on stdout (or JSON), and into the report file if one was asked for."""
     report = rollout_run.report(result, rollout, now)
-    path = options["report_path"] or settings.reports / "rollout.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report)
+    if options["report_path"]:
+        options["report_path"].parent.mkdir(parents=True, exist_ok=True)
+        options["report_path"].write_text(report)
     if options["as_json"]:
         click.echo(json.dumps(_as_json(result, rollout), indent=2))
     else:

@@ -10,7 +10,7 @@ from types import FrameType
 import click
 
 from ..config import Settings, get_settings
-from ..schedule import Job, next_daily, next_weekly, run_command, run_schedule
+from ..schedule import Job, next_daily, next_hourly, next_weekly, run_command, run_schedule
 
 
 @click.command("schedule")
@@ -20,8 +20,8 @@ from ..schedule import Job, next_daily, next_weekly, run_command, run_schedule
     "--reports",
     type=click.Path(path_type=Path),
     show_default=str(Settings.model_fields["reports"].default),
-    help="Folder of the latest reports, retrain.md and monitor.md, each overwritten by the "
-    "next run of its job (default: FRAUD_REPORTS).",
+    help="Folder of the latest reports, retrain.md, monitor.md and rollout.md, each "
+    "overwritten by the next run of its job (default: FRAUD_REPORTS).",
 )
 def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path | None) -> None:
     """Retrain weekly, prune the prediction log daily and monitor daily on a plain server, as
@@ -32,6 +32,8 @@ def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path 
       Sundays at 02:00   fraud retrain --report REPORTS/retrain.md
       every day at 04:00 fraud log prune (keeps FRAUD_LOG_RETENTION_DAYS, default 90)
       every day at 06:00 fraud monitor --report REPORTS/monitor.md
+      every hour at :30  fraud rollout step --report REPORTS/rollout.md (acts only while a
+                         rollout is open; a breach rolls it back and the job exits 1)
 
     The command sleeps until the next job, runs it as a child process whose output goes
     where this command's goes, logs how it ended, and carries on: a failing job does not
@@ -51,10 +53,12 @@ def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path 
     retrain = [*fraud, "retrain", "--report", str(reports / "retrain.md"), *store]
     retrain += ["--data", data_uri] if data_uri else []
     monitor = [*fraud, "monitor", "--report", str(reports / "monitor.md"), *store]
+    rollout = [*fraud, "rollout", "step", "--report", str(reports / "rollout.md"), *store]
     jobs = [
         Job("weekly retrain", retrain, next_weekly),
         Job("daily prune", [*fraud, "log", "prune"], lambda after: next_daily(after, hour=4)),
         Job("daily monitor", monitor, next_daily),
+        Job("hourly rollout step", rollout, next_hourly),
     ]
     # SIGTERM (systemd, kill) stops the loop as Ctrl-C does: subprocess.run kills the job
     # in progress on the way out instead of leaving it orphaned.
