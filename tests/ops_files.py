@@ -52,6 +52,15 @@ MONITOR_METRICS = {
     "model_labelled_predictions",
     "fraud_model_last_trained_timestamp_seconds",
     "model_monitor_last_run_timestamp_seconds",
+    *(
+        f"model_estimated_{name}{bound}"
+        for name in ("precision", "recall", "f1_score", "false_positive_rate", "frauds")
+        for bound in ("", "_lower", "_upper")
+    ),
+    "model_estimated_quality_low",
+    "model_calibration_drift_detected",
+    "model_baseline_f1_score",
+    "model_baseline_recall",
 }
 ROLLOUT_METRICS = {"fraud_rollout_step", "fraud_rollout_share"}  # pushed by `fraud rollout`
 PROMETHEUS_METRICS = {"up", "push_time_seconds"}

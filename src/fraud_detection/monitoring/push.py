@@ -14,7 +14,6 @@ ESTIMATE_GAUGES = {
     "recall": "model_estimated_recall",
     "f1": "model_estimated_f1_score",
     "fpr": "model_estimated_false_positive_rate",
-    "fnr": "model_estimated_false_negative_rate",
     "expected_frauds": "model_estimated_frauds",
 }
 """Each estimated figure's gauge; `_lower` and `_upper` beside it carry its 95% interval."""
@@ -94,23 +93,26 @@ def push_gauges(
     gauge("model_baseline_recall", "The champion's test recall", result.rule.baseline_recall)
     estimation = result.estimation
     for name, estimate in (estimation.window if estimation else {}).items():
+        if name not in ESTIMATE_GAUGES:
+            continue  # FNR is 1 - recall
         what = f"{name} estimated from calibrated scores"
         gauge(ESTIMATE_GAUGES[name], what, estimate.value)
         low, high = estimate.interval or (None, None)
         gauge(f"{ESTIMATE_GAUGES[name]}_lower", f"Lower end of the 95% interval of {what}", low)
         gauge(f"{ESTIMATE_GAUGES[name]}_upper", f"Upper end of the 95% interval of {what}", high)
     if estimation is not None and estimation.window:
+        # Verdicts, as model_drift_detected: pushed with the estimates, never without them.
         gauge(
             "model_estimated_quality_low",
             "1 when estimated F1 or recall fell below baseline - alert threshold, its interval "
             "excluding the baseline",
             float(estimation.quality_low),
         )
-    if estimation is not None and estimation.calibration_drift is not None:
         gauge(
             "model_calibration_drift_detected",
-            "1 when a figure measured on mature rows left its estimate's 99% interval",
-            float(estimation.calibration_drift),
+            "1 when a figure measured on mature rows left its estimate's 99% interval "
+            "(0: held, or not judged)",
+            float(bool(estimation.calibration_drift)),
         )
     defined = {name: v for name, v in result.feature_psi.items() if v is not None}
     if defined:
