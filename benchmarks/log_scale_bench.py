@@ -141,6 +141,7 @@ def block_rows(
                 "threshold": champion.threshold,
                 "latency_ms": 1.0,
                 "explanation": None,
+                "event_time": None,
             }
             predictions.append(tuple(values[c] for c in LOG_COLUMNS))
         chosen = rng.random(n) < LABELLED
@@ -164,7 +165,11 @@ def fill_sqlite(
             stamped = [(r[0], r[1].strftime(SQLITE_TIME), *r[2:]) for r in predictions]
             with conn:
                 conn.executemany(f"INSERT INTO predictions ({names}) VALUES ({marks})", stamped)
-                conn.executemany("INSERT INTO feedback VALUES (?, ?, datetime('now'))", labels)
+                conn.executemany(
+                    "INSERT INTO feedback (transaction_id, label, received_at) "
+                    "VALUES (?, ?, datetime('now'))",
+                    labels,
+                )
         have = block
     rest = ", ".join(f'"{c}"' for c in LOG_COLUMNS[2:])
     while have < rows:
@@ -176,7 +181,8 @@ def fill_sqlite(
                 f"|| ' seconds') || '.000000', {rest} FROM predictions WHERE id <= {block}"
             )
             conn.execute(
-                f"INSERT INTO feedback SELECT transaction_id || '-{copy}', label, received_at "
+                "INSERT INTO feedback (transaction_id, label, received_at) "
+                f"SELECT transaction_id || '-{copy}', label, received_at "
                 "FROM feedback WHERE transaction_id NOT LIKE '%-%'"
             )
         have += block
@@ -215,7 +221,8 @@ def fill_postgres(
                 f"{rest} FROM predictions WHERE id <= {block}"
             )
             conn.execute(
-                f"INSERT INTO feedback SELECT transaction_id || '-{copy_no}', label, received_at "
+                "INSERT INTO feedback (transaction_id, label, received_at) "
+                f"SELECT transaction_id || '-{copy_no}', label, received_at "
                 "FROM feedback WHERE transaction_id NOT LIKE '%-%'"
             )
             conn.commit()

@@ -44,6 +44,7 @@ def prediction(
         "threshold": threshold,
         "latency_ms": 1.0,
         "explanation": json.dumps(EXPLANATION) if flagged else None,
+        "event_time": None,
     }
 
 

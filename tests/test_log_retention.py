@@ -31,7 +31,7 @@ def log_rows(engine: Engine, ages_days: Sequence[float], prefix: str) -> None:
     now = utc_now()
     base = {"endpoint": "predict", "variant": "champion", "model_version": "1",
             "probability": 0.1, "is_fraud": False, "threshold": 0.5, "latency_ms": 1.0,
-            "explanation": None, **dict.fromkeys(FEATURES, 0.5)}  # fmt: skip
+            "explanation": None, "event_time": None, **dict.fromkeys(FEATURES, 0.5)}  # fmt: skip
     rows = [
         {**base, "transaction_id": f"{prefix}{i}", "created_at": now - timedelta(days=age)}
         for i, age in enumerate(ages_days)

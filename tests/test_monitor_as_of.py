@@ -11,13 +11,22 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from fraud_detection.log_record import LOG_COLUMNS, LabelRecord
 from fraud_detection.monitoring import DriftRule, MonitorResult, judge, push_gauges
 from fraud_detection.monitoring.maturity import Horizon
 from fraud_detection.monitoring.report import format_report
 from fraud_detection.monitoring.status import Estimate, Status
-from fraud_detection.monitoring.window import count_frame_as_of
+from fraud_detection.monitoring.window import count_frame_as_of, count_log
+from fraud_detection.prediction_log import (
+    ensure_schema,
+    insert_predictions,
+    open_engine,
+    read_window,
+    store_labels,
+)
 from fraud_detection.reference import build_reference
 from fraud_detection.schema import FEATURES
+from fraud_detection.sql_sink import open_sink
 from prometheus_helpers import running_pushgateway
 
 START = datetime(2026, 3, 1)
@@ -74,7 +83,7 @@ def judged(
 ) -> MonitorResult:
     since = as_of - timedelta(days=lookback)
     horizon = Horizon(as_of, HORIZON)
-    counts, _, _ = count_frame_as_of(frame, reference, "1", since, horizon)
+    counts, _ = count_frame_as_of(frame, reference, "1", since, horizon)
     return judge(counts, reference, MANIFEST, RULE, period=(since, as_of), horizon=horizon)
 
 
@@ -173,3 +182,46 @@ def test_day_one_pushes_alert_precision_and_the_statuses_never_a_recall(
     assert status[(("figure", "recall"), ("status", "unknown"))] == 1.0
     assert status[(("figure", "recall"), ("status", "measured"))] == 0.0
     assert status[(("figure", "alert_precision"), ("status", "measured"))] == 1.0
+
+
+@pytest.mark.parametrize("day", [1, 30, 116])
+def test_the_counts_in_sql_judge_exactly_as_the_plain_definition(
+    database_url: str, reference: dict[str, Any], day: int
+) -> None:
+    frame = issuer_log(days=56, per_day=50, seed=4)
+    frame.loc[frame.index % 10 == 3, "variant"] = "shadow"  # never judged, never an alert
+    frame.loc[frame.index % 7 == 0, "event_time"] = pd.NaT  # the receive time stands in
+    engine = open_engine(database_url)
+    ensure_schema(engine)
+    insert_predictions(engine, [tuple(row[c] for c in LOG_COLUMNS) for _, row in frame.assign(
+        latency_ms=1.0, explanation=None, endpoint="predict",
+        event_time=frame.event_time.astype(object).where(frame.event_time.notna(), None),
+    ).iterrows()])  # fmt: skip
+    labelled = frame[frame.label.notna()]
+    store_labels(
+        engine,
+        [LabelRecord(t, int(lab), s, o) for t, lab, s, o in zip(
+            labelled.transaction_id, labelled.label, labelled.source,
+            labelled.label_observed_at.dt.to_pydatetime(), strict=True,
+        )],
+    )  # fmt: skip
+    as_of = START + timedelta(days=day)
+    since = as_of - timedelta(days=14)
+    horizon = Horizon(as_of, HORIZON)
+    sink = open_sink(database_url)
+    try:
+        in_sql, variants = count_log(sink, since, reference, "1", horizon)
+        window = read_window(engine, horizon.span(since).mature_since)
+        in_memory, memory_variants = count_frame_as_of(window, reference, "1", since, horizon)
+    finally:
+        sink.close()
+    assert in_sql == in_memory
+    assert variants == memory_variants
+    result = judge(in_sql, reference, MANIFEST, RULE, period=(since, as_of), horizon=horizon)
+    assert (
+        result.to_json()
+        == judge(
+            in_memory, reference, MANIFEST, RULE, period=(since, as_of), horizon=horizon
+        ).to_json()
+    )
+    assert in_sql.served.rows > 0 or day == 116

@@ -59,6 +59,7 @@ def logged_rows(rows: int, seed: int) -> list[tuple[Any, ...]]:
             "threshold": 0.05,
             "latency_ms": 1.0,
             "explanation": None,
+            "event_time": None,
         }
         out.append(tuple(values[c] for c in LOG_COLUMNS))
     return out

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, text
 
-from fraud_detection.log_record import LoggedBatch
+from fraud_detection.log_record import LOG_COLUMNS, LoggedBatch
 from fraud_detection.prediction_log import count_rows, ensure_schema, open_engine, utc_now
 from fraud_detection.serving.log_spool import Spool, batch_record, replay
 from fraud_detection.serving.log_writer import PredictionLogWriter
@@ -191,7 +191,8 @@ def test_a_spool_replays_only_rows_not_marked_done_and_skips_a_cut_record(
 
     assert [row[0] for row in rows] == ["c", "d", "e"]
     assert rows == first.rows()[2:] + second.rows()
-    assert [row[-1] for row in rows] == [None, None, orjson.dumps(explained[1]).decode()]
+    explanation = LOG_COLUMNS.index("explanation")
+    assert [row[explanation] for row in rows] == [None, None, orjson.dumps(explained[1]).decode()]
 
 
 def test_rows_spooled_before_the_explanation_column_replay_without_one(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 the same against a sink that keeps its rows in memory as against the SQL one."""
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,25 @@ from prometheus_client import REGISTRY
 from test_monitor_window import logged_rows
 from test_prediction_log_writer import batch
 
-from fraud_detection.log_record import LOG_COLUMNS, SHADOW, Row, utc_now
+from fraud_detection.log_record import (
+    LOG_COLUMNS,
+    SHADOW,
+    LabelRecord,
+    Labels,
+    Row,
+    label_records,
+    utc_now,
+)
 from fraud_detection.monitoring import count_log
 from fraud_detection.monitoring.estimation import score_sums_of_frame
-from fraud_detection.prediction_sink import RefusedRows, ScoreSum, WindowAggregate
+from fraud_detection.monitoring.window import happened, label_aggregate
+from fraud_detection.prediction_sink import (
+    AsOf,
+    LabelAggregate,
+    RefusedRows,
+    ScoreSum,
+    WindowAggregate,
+)
 from fraud_detection.reference import bin_counts, build_reference
 from fraud_detection.retraining import recent_labelled_rows
 from fraud_detection.schema import FEATURES, LABEL
@@ -33,7 +49,7 @@ class MemorySink:
 
     def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
         self.rows: list[Row] = []
-        self.labels: dict[str, int] = {}
+        self.labels: dict[str, LabelRecord] = {}
         self.refuse = refuse
         self.closed = False
 
@@ -42,14 +58,26 @@ class MemorySink:
             raise RefusedRows("an id this sink refuses")
         self.rows.extend(rows)
 
-    def store_labels(self, labels: Mapping[str, int]) -> None:
-        self.labels.update(labels)
+    def store_labels(self, labels: Labels) -> None:
+        now = utc_now()
+        for record in label_records(labels):
+            self.labels[record.transaction_id] = replace(
+                record, observed_at=record.observed_at or now
+            )
 
     def read_window(self, since: datetime) -> pd.DataFrame:
         frame = pd.DataFrame(self.rows, columns=list(LOG_COLUMNS)).drop(columns="latency_ms")
-        frame = frame[frame["created_at"] >= since].reset_index(drop=True)
-        frame["label"] = frame["transaction_id"].map(self.labels).astype("float64")
+        frame = pd.DataFrame(frame[happened(frame) >= since].reset_index(drop=True))
+        known = [self.labels.get(tid) for tid in frame["transaction_id"]]
+        frame["label"] = pd.Series([r and r.label for r in known], dtype="float64")
+        frame["source"] = [r and r.source for r in known]
+        frame["label_observed_at"] = pd.Series(
+            [r and r.observed_at for r in known], dtype="datetime64[ns]"
+        )
         return frame
+
+    def aggregate_labels(self, span: AsOf) -> LabelAggregate:
+        return label_aggregate(self.read_window(span.mature_since), span)
 
     def aggregate_window(
         self,
@@ -57,8 +85,13 @@ class MemorySink:
         feature_edges: Mapping[str, Sequence[float]],
         score_edges: Sequence[float],
         version: str,
+        as_of: datetime | None = None,
     ) -> WindowAggregate:
         window = self.read_window(since)
+        if as_of is not None:
+            window = window[happened(window) <= as_of]
+            late = window["label_observed_at"] > as_of
+            window = window.assign(label=window["label"].mask(late))
         served = window[window["variant"] != SHADOW]
         scored = served.loc[served["model_version"] == version, "probability"]
 

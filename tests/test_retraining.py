@@ -292,7 +292,7 @@ def test_labelled_production_rows_join_the_training_data(
     logged = pd.concat([fresh, late, replayed], ignore_index=True)
     columns = {"created_at": utc_now(), "endpoint": "predict", "variant": "champion",
                "model_version": "1", "probability": 0.1, "is_fraud": False, "threshold": 0.5,
-               "latency_ms": 1.0, "explanation": None}  # fmt: skip
+               "latency_ms": 1.0, "explanation": None, "event_time": None}  # fmt: skip
     insert_predictions(
         engine,
         [

@@ -32,11 +32,44 @@ LOG_COLUMNS: tuple[str, ...] = (
     "latency_ms",
     # New columns go last: rows spooled by an older version replay with them empty.
     "explanation",
+    # When the transaction happened, as its sender said (None: when it was received).
+    "event_time",
 )
 """The order of a row's values, as every sink takes them."""
 
 Explanation = Mapping[str, Any]
 """A row's TreeSHAP reasons as the API answers them (JSON-ready)."""
+
+LABEL_SOURCES = ("review", "chargeback", "other")
+"""Where a label came from: an analyst's review of an alert, a cardholder's dispute, or
+anything else (labels stored before sources existed read as other)."""
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One label as the log stores it: 1 fraud, 0 legitimate, and where it came from."""
+
+    transaction_id: str
+    label: int
+    source: str = "other"
+    observed_at: datetime | None = None
+    """When it was learnt (naive UTC); None: when it was received."""
+    reviewer: str | None = None
+
+
+Labels = Mapping[str, int] | Sequence[LabelRecord]
+"""Labels to store: {transaction id: label} (source other), or records with provenance."""
+
+
+def label_records(labels: Labels) -> list[LabelRecord]:
+    """`labels` as records; the last label of a transaction wins."""
+    records = (
+        [LabelRecord(tid, label) for tid, label in labels.items()]
+        if isinstance(labels, Mapping)
+        else list(labels)
+    )
+    return list({record.transaction_id: record for record in records}.values())
+
 
 SHADOW = "shadow"
 """The variant of rows scored in the shadow of the champion: logged, never answered."""
@@ -65,6 +98,8 @@ class LoggedBatch:
     created_at: datetime
     latency_ms: float
     explanations: Mapping[int, Explanation | None] = field(default_factory=dict)
+    event_times: Sequence[datetime | None] = ()
+    """Each row's event time (naive UTC); empty when no row carried one."""
 
     def rows(self) -> list[Row]:
         """The batch as rows, values in LOG_COLUMNS order."""
@@ -76,6 +111,7 @@ class LoggedBatch:
             self.is_fraud.tolist(),
             (self.threshold, self.latency_ms),
             explanation_texts(self.explanations, len(self.ids)),
+            self.event_times,
         )
 
 
@@ -87,13 +123,15 @@ def log_rows(
     flags: Sequence[bool],
     tail: Sequence[Any],
     explanations: Sequence[str | None],
+    event_times: Sequence[datetime | None] = (),
 ) -> list[Row]:
     """Rows in LOG_COLUMNS order: id, the batch's head, features, probability, flag, tail,
-    explanation."""
+    explanation, event time (None for every row when `event_times` is empty)."""
+    happened = event_times or [None] * len(ids)
     return [
-        (tid, *head, *values, p, flag, *tail, e)
-        for tid, values, p, flag, e in zip(
-            ids, features, probabilities, flags, explanations, strict=True
+        (tid, *head, *values, p, flag, *tail, e, at)
+        for tid, values, p, flag, e, at in zip(
+            ids, features, probabilities, flags, explanations, happened, strict=True
         )
     ]
 

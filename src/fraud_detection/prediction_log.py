@@ -1,7 +1,7 @@
 """The prediction log's tables and queries: SQLite by default, PostgreSQL with DATABASE_URL."""
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,14 @@ from sqlalchemy import (
     select,
     text,
     true,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import PredictionLogError
-from .log_record import LOG_COLUMNS
+from .log_record import LOG_COLUMNS, Labels, label_records
 from .log_record import utc_now as utc_now  # the log's clock, where it has always been
 from .prediction_sink import PRUNE_BATCH
 from .schema import FEATURES, LABEL
@@ -66,6 +67,9 @@ predictions = Table(
     Column("latency_ms", Float, nullable=True),
     # The explained rows' TreeSHAP top features (JSON), for the analyst reviewing them.
     Column("explanation", Text, nullable=True),
+    # When the transaction happened (its sender's event_time); windows, maturity and cohorts
+    # use it, and created_at (the receive time) where it is NULL.
+    Column("event_time", DateTime(), nullable=True, index=True),
 )
 
 feedback = Table(
@@ -75,6 +79,11 @@ feedback = Table(
     Column("transaction_id", String(128), primary_key=True),
     Column("label", SmallInteger, nullable=False),
     Column("received_at", DateTime(), nullable=False),
+    # Where the label came from: review | chargeback | other (labels stored before sources
+    # existed read as other), when it was learnt (NULL: when it was received), and who gave it.
+    Column("source", String(16), nullable=False, server_default="other"),
+    Column("observed_at", DateTime(), nullable=True),
+    Column("reviewer", String(128), nullable=True),
 )
 
 # Every label ever stored, in order, beside `feedback` (which keeps the current one): the
@@ -168,9 +177,7 @@ def ensure_schema(engine: Engine) -> None:
                 have = {c["name"] for c in existing.get_columns(table.name)}
                 for column in table.columns:
                     if column.name not in have:
-                        kind = column.type.compile(dialect=engine.dialect)
-                        name = engine.dialect.identifier_preparer.quote(column.name)
-                        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+                        conn.execute(text(_add_column(engine, table.name, column)))
                         log.info("prediction log: added column %s.%s", table.name, column.name)
         _add_indexes(engine)
         if label_history.name in missing:
@@ -178,6 +185,21 @@ def ensure_schema(engine: Engine) -> None:
         _widen_ids(engine)
     except SQLAlchemyError as exc:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
+
+
+def _add_column(engine: Engine, table: str, column: Column[Any]) -> str:
+    """The ALTER TABLE that adds `column` to an older table: NULL for its existing rows, or
+    its server default (then NOT NULL too, as declared)."""
+    kind = column.type.compile(dialect=engine.dialect)
+    name = engine.dialect.identifier_preparer.quote(column.name)
+    clause = f"ALTER TABLE {table} ADD COLUMN {name} {kind}"
+    default = column.server_default
+    if default is not None:
+        value = str(getattr(default, "arg", ""))
+        if "'" in value:
+            raise ValueError(f"server default of {column.name} cannot be quoted: {value!r}")
+        clause += f" DEFAULT '{value}'" + ("" if column.nullable else " NOT NULL")
+    return clause
 
 
 def _add_indexes(engine: Engine) -> None:
@@ -261,9 +283,21 @@ def insert_predictions(engine: Engine, rows: Sequence[Sequence[Any]]) -> None:
     # B608 accepted: the names are the table's own columns, quoted, and every value is bound.
     sql = f"INSERT INTO predictions ({names}) VALUES ({marks})"  # nosec B608
     if engine.dialect.name == "sqlite":
-        rows = [(row[0], row[1].strftime(SQLITE_TIME), *row[2:]) for row in rows]
+        rows = [_sqlite_times(row) for row in rows]
     with engine.begin() as conn:
         conn.exec_driver_sql(sql, list(rows))
+
+
+_TIMES = [LOG_COLUMNS.index(name) for name in ("created_at", "event_time")]
+
+
+def _sqlite_times(row: Sequence[Any]) -> Sequence[Any]:
+    """The row with its times as SQLAlchemy writes them in SQLite (text that sorts by time)."""
+    out = list(row)
+    for at in _TIMES:
+        if out[at] is not None:
+            out[at] = out[at].strftime(SQLITE_TIME)
+    return tuple(out)
 
 
 def refused_rows(engine: Engine, exc: BaseException) -> bool:
@@ -276,16 +310,27 @@ def refused_rows(engine: Engine, exc: BaseException) -> bool:
     return isinstance(error, dbapi.DataError | dbapi.IntegrityError | ValueError | TypeError)
 
 
-def store_labels(engine: Engine, labels: Mapping[str, int]) -> None:
-    """Upsert analyst labels by transaction id; raises PredictionLogError when the DB is down."""
+def store_labels(engine: Engine, labels: Labels) -> None:
+    """Upsert labels by transaction id, with their source, when they were learnt and who gave
+    them; every one goes to the label history too. PredictionLogError when the DB is down."""
+    now = utc_now()
     rows = [
-        {"transaction_id": tid, "label": label, "received_at": utc_now()}
-        for tid, label in labels.items()
+        {
+            "transaction_id": record.transaction_id,
+            "label": record.label,
+            "received_at": now,
+            "source": record.source,
+            "observed_at": record.observed_at,
+            "reviewer": record.reviewer,
+        }
+        for record in label_records(labels)
     ]
+    if not rows:
+        return
     insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(feedback)
     statement = insert.on_conflict_do_update(
         index_elements=["transaction_id"],
-        set_={"label": insert.excluded.label, "received_at": insert.excluded.received_at},
+        set_={name: insert.excluded[name] for name in rows[0] if name != "transaction_id"},
     )
     try:
         with engine.begin() as conn:
@@ -295,20 +340,29 @@ def store_labels(engine: Engine, labels: Mapping[str, int]) -> None:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
 
 
+HAPPENED = func.coalesce(predictions.c.event_time, predictions.c.created_at)
+"""When a logged transaction happened: its event time, else when it was received."""
+LEARNT = func.coalesce(feedback.c.observed_at, feedback.c.received_at)
+"""When a label was learnt: its observed_at, else when it was received."""
+
+
 def read_window(engine: Engine, since: datetime) -> pd.DataFrame:
-    """Predictions logged since `since` with their label (NaN until an analyst sends one);
+    """Predictions that happened since `since` (event time, else receive time) with their
+    label (NaN until one arrives), its source and when it was learnt (`label_observed_at`);
     empty when the service has not logged anything yet (no tables)."""
     query = (
         select(
             *(c for c in predictions.columns if c.name not in ("id", "latency_ms")),
             feedback.c.label,
+            feedback.c.source,
+            type_coerce(LEARNT, DateTime()).label("label_observed_at"),
         )
         .select_from(
             predictions.outerjoin(
                 feedback, feedback.c.transaction_id == predictions.c.transaction_id
             )
         )
-        .where(predictions.c.created_at >= since)
+        .where(type_coerce(HAPPENED, DateTime()) >= since)
         .order_by(predictions.c.id)
     )
     try:
@@ -321,6 +375,8 @@ def read_window(engine: Engine, since: datetime) -> pd.DataFrame:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
     frame["label"] = frame["label"].astype("float64")
     frame["is_fraud"] = frame["is_fraud"].astype(bool)
+    for name in ("created_at", "event_time", "label_observed_at"):
+        frame[name] = pd.to_datetime(frame[name])
     return frame
 
 

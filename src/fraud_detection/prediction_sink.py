@@ -8,13 +8,13 @@ implementation (`sql_sink.SqlSink`, over `prediction_log`'s tables) is chosen at
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import NamedTuple, Protocol
 
 import pandas as pd
 
 from .errors import PredictionLogError
-from .log_record import Row
+from .log_record import Labels, Row
 
 PRUNE_BATCH = 10_000
 """Rows one prune step deletes: short enough that writers never wait on one long delete."""
@@ -53,6 +53,37 @@ class ScoreSum(NamedTuple):
     score_sum: float
 
 
+@dataclass(frozen=True)
+class AsOf:
+    """What a monitoring run judged as of `as_of` reads. A row happens at its event time (its
+    receive time without one), a label counts once learnt (observed_at, else received) by
+    `as_of`. The window is `since`..`as_of`; in the mature window `mature_since`..`mature_until`
+    an unlabelled row is presumed legitimate."""
+
+    since: datetime
+    as_of: datetime
+    mature_since: datetime
+    mature_until: datetime
+
+
+@dataclass(frozen=True)
+class LabelAggregate:
+    """What the labels say as of a moment, reduced to counts.
+
+    `settled`: (variant, model_version, is_fraud, label learnt or None, its source or None,
+    rows) over the mature window, where a row without a label is presumed legitimate.
+    `reviews`: the window's served alerts, those with a review label, and those of them fraud.
+    `known`: the window's served rows whose class is known (labelled, or mature).
+    `cohorts`: (day, rows, alerts, reviewed alerts, chargebacks, settled rows) of the served
+    rows per event day, from the mature window's start to `as_of`.
+    """
+
+    settled: list[tuple[str, str, bool, int | None, str | None, int]]
+    reviews: tuple[int, int, int]
+    known: int
+    cohorts: list[tuple[date, int, int, int, int, int]]
+
+
 class PredictionSink(Protocol):
     """The prediction log as its writers and readers use it. Every method raises
     PredictionLogError when the log cannot be reached; reads of a log nothing was ever
@@ -69,13 +100,15 @@ class PredictionSink(Protocol):
         when their values were refused."""
         ...
 
-    def store_labels(self, labels: Mapping[str, int]) -> None:
-        """Store analyst labels by transaction id; a later label replaces an earlier one."""
+    def store_labels(self, labels: Labels) -> None:
+        """Store labels (with their provenance) by transaction id; a later label replaces an
+        earlier one."""
         ...
 
     def read_window(self, since: datetime) -> pd.DataFrame:
-        """The rows logged since `since` in LOG_COLUMNS (but latency_ms) with their label
-        (NaN until one arrives), oldest first."""
+        """The rows that happened since `since` in LOG_COLUMNS (but latency_ms) with their
+        label (NaN until one arrives), its source and when it was learnt
+        (`label_observed_at`), oldest first."""
         ...
 
     def aggregate_window(
@@ -84,8 +117,15 @@ class PredictionSink(Protocol):
         feature_edges: Mapping[str, Sequence[float]],
         score_edges: Sequence[float],
         version: str,
+        as_of: datetime | None = None,
     ) -> WindowAggregate:
-        """The counts of the rows logged since `since` that monitoring judges."""
+        """The counts of the rows that happened since `since` (event time, else receive time)
+        that monitoring judges; with `as_of`, only rows that happened by then and labels
+        learnt by then."""
+        ...
+
+    def aggregate_labels(self, span: AsOf) -> LabelAggregate:
+        """The reviews, the settled rows of the mature window and the cohorts, as of a moment."""
         ...
 
     def score_sums(

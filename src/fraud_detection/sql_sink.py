@@ -4,26 +4,37 @@ asks for, aggregated in the database."""
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    Date,
     DateTime,
     Engine,
     case,
+    cast,
     func,
     literal_column,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import prediction_log as sql
 from .errors import PredictionLogError
-from .log_record import SHADOW, Row
-from .prediction_sink import PRUNE_BATCH, PredictionSink, RefusedRows, ScoreSum, WindowAggregate
+from .log_record import SHADOW, Labels, Row
+from .prediction_sink import (
+    PRUNE_BATCH,
+    AsOf,
+    LabelAggregate,
+    PredictionSink,
+    RefusedRows,
+    ScoreSum,
+    WindowAggregate,
+)
 
 predictions, feedback = sql.predictions, sql.feedback
 
@@ -74,7 +85,7 @@ class SqlSink:
                 raise RefusedRows(reason) from exc
             raise PredictionLogError(f"prediction log unavailable: {reason}") from exc
 
-    def store_labels(self, labels: Mapping[str, int]) -> None:
+    def store_labels(self, labels: Labels) -> None:
         sql.store_labels(self.ready_engine(), labels)
 
     def read_window(self, since: datetime) -> pd.DataFrame:
@@ -86,9 +97,14 @@ class SqlSink:
         feature_edges: Mapping[str, Sequence[float]],
         score_edges: Sequence[float],
         version: str,
+        as_of: datetime | None = None,
     ) -> WindowAggregate:
         """Two scans, and only a few hundred numbers come back whatever the window holds."""
-        return aggregate_window(self.engine, since, feature_edges, score_edges, version)
+        return aggregate_window(self.engine, since, feature_edges, score_edges, version, as_of)
+
+    def aggregate_labels(self, span: AsOf) -> LabelAggregate:
+        """Two scans (the mature window; the cohorts' span), a few hundred numbers back."""
+        return aggregate_labels(self.engine, span)
 
     def score_sums(
         self, start: datetime, end: datetime, knots: Mapping[str, Sequence[float]]
@@ -115,6 +131,7 @@ def aggregate_window(
     feature_edges: Mapping[str, Sequence[float]],
     score_edges: Sequence[float],
     version: str,
+    as_of: datetime | None = None,
 ) -> WindowAggregate:
     """The window's counts from SQL aggregates: one GROUP BY, one row of COUNT ... FILTER."""
     names = list(feature_edges)
@@ -123,8 +140,8 @@ def aggregate_window(
             if not sql.is_logging(conn):
                 empty = {name: [0] * (len(feature_edges[name]) + 1) for name in names}
                 return WindowAggregate([], empty, [0] * (len(score_edges) + 1))
-            in_window = _logged_since(engine, since)
-            groups = conn.execute(_group_query(in_window)).all()
+            in_window = _happened_between(engine, since, as_of)
+            groups = conn.execute(_group_query(in_window, _known_label(as_of))).all()
             champion = predictions.c.model_version == version
             row = conn.execute(
                 select(
@@ -180,8 +197,7 @@ def score_sums(
     query = (
         select(*keys, segment, func.count(), func.sum(score))
         .where(
-            _logged_since(engine, start),
-            predictions.c.created_at <= end,
+            _happened_between(engine, start, end),
             predictions.c.variant != SHADOW,
             predictions.c.model_version.in_(list(knots)),
         )
@@ -201,27 +217,116 @@ def score_sums(
     ]
 
 
-def _logged_since(engine: Engine, since: datetime) -> ColumnElement[bool]:
-    """created_at >= since, read by a full scan on SQLite: its planner walks the created_at
-    index, visiting rows in time order (random on disk), which took over 100 s where a scan
-    of the same 5M rows took 4 s. PostgreSQL's statistics choose well on their own."""
+def aggregate_labels(engine: Engine, span: AsOf) -> LabelAggregate:
+    """The label side of a window judged as of a moment, from SQL aggregates."""
+    learnt = _known_label(span.as_of)
+    source = case((learnt.is_not(None), feedback.c.source))
+    served = predictions.c.variant != SHADOW
+    alert = served & (predictions.c.is_fraud == true())
+    reviewed = source == "review"
+    known = learnt.is_not(None) | (_happened() <= span.mature_until)
+    by_day = _day(engine)
+    try:
+        with engine.connect() as conn:
+            if not sql.is_logging(conn):
+                return LabelAggregate([], (0, 0, 0), 0, [])
+            keys = (predictions.c.variant, predictions.c.model_version, predictions.c.is_fraud)
+            settled = conn.execute(
+                select(*keys, learnt, source, func.count())
+                .select_from(_joined())
+                .where(_happened_between(engine, span.mature_since, span.mature_until))
+                .group_by(*keys, learnt, source)
+            ).all()
+            recent = _happened() >= span.since
+            cohorts = conn.execute(
+                select(
+                    by_day,
+                    func.count(),
+                    _count_if(alert),
+                    _count_if(alert & reviewed),
+                    _count_if(source == "chargeback"),
+                    _count_if(known),
+                    _count_if(recent & alert),
+                    _count_if(recent & alert & reviewed),
+                    _count_if(recent & alert & reviewed & (learnt == 1)),
+                    _count_if(recent & known),
+                )
+                .select_from(_joined())
+                .where(_happened_between(engine, span.mature_since, span.as_of), served)
+                .group_by(by_day)
+                .order_by(by_day)
+            ).all()
+    except SQLAlchemyError as exc:
+        raise PredictionLogError(f"prediction log unavailable: {sql.error_reason(exc)}") from exc
+    totals = [sum(int(row[k]) for row in cohorts) for k in range(6, 10)]
+    return LabelAggregate(
+        [
+            (str(v), str(m), bool(f), None if label is None else int(label), src, int(n))
+            for v, m, f, label, src, n in settled
+        ],
+        (totals[0], totals[1], totals[2]),
+        totals[3],
+        [
+            (_as_date(day), int(rows), int(alerts), int(reviewed), int(charged), int(settled))
+            for day, rows, alerts, reviewed, charged, settled, *_ in cohorts
+        ],
+    )
+
+
+def _joined() -> Any:
+    return predictions.outerjoin(
+        feedback, feedback.c.transaction_id == predictions.c.transaction_id
+    )
+
+
+def _happened() -> ColumnElement[datetime]:
+    return type_coerce(sql.HAPPENED, DateTime())
+
+
+def _happened_between(
+    engine: Engine, since: datetime, until: datetime | None
+) -> ColumnElement[bool]:
+    """The row happened (event time, else receive time) in since..until (no end: None).
+
+    SQLite reads the window by a full scan: its planner would walk a time index, visiting
+    rows in time order (random on disk), which took over 100 s where a scan of the same 5M
+    rows took 4 s; COALESCE keeps it off the indexes. PostgreSQL gets the same condition in a
+    form its event_time and created_at indexes serve, and its statistics choose."""
     if engine.dialect.name == "sqlite":
-        # A unary + keeps SQLite from using an index for the comparison.
-        return type_coerce(literal_column("+predictions.created_at"), DateTime()) >= since
-    return predictions.c.created_at >= since
+        happened = _happened()
+        return (happened >= since) & (happened <= until) if until else happened >= since
+    event, created = predictions.c.event_time, predictions.c.created_at
+    if until is None:
+        return (event >= since) | (event.is_(None) & (created >= since))
+    return event.between(since, until) | (event.is_(None) & created.between(since, until))
 
 
-def _group_query(in_window: ColumnElement[bool]) -> Any:
+def _known_label(as_of: datetime | None) -> Any:
+    """The label when it was learnt by `as_of` (every label without one), else NULL."""
+    if as_of is None:
+        return feedback.c.label
+    learnt = type_coerce(sql.LEARNT, DateTime()) <= as_of
+    return case((learnt, feedback.c.label))
+
+
+def _day(engine: Engine) -> Any:
+    """The UTC day a row happened on."""
+    if engine.dialect.name == "sqlite":
+        return func.date(sql.HAPPENED)
+    return cast(_happened(), Date)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _group_query(in_window: ColumnElement[bool], label: Any) -> Any:
     keys = (predictions.c.variant, predictions.c.model_version, predictions.c.is_fraud)
     return (
-        select(*keys, feedback.c.label, func.count())
-        .select_from(
-            predictions.outerjoin(
-                feedback, feedback.c.transaction_id == predictions.c.transaction_id
-            )
-        )
+        select(*keys, label, func.count())
+        .select_from(_joined())
         .where(in_window)
-        .group_by(*keys, feedback.c.label)
+        .group_by(*keys, label)
     )
 
 

@@ -1,8 +1,10 @@
 """The consoles every command prints to, and the dataset loading the commands share."""
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import click
 import pandas as pd
 from rich.console import Console
 
@@ -43,3 +45,16 @@ def mirror_to_mlflow(registry: Registry, tracking_uri: str) -> None:
     if tracking_uri:
         report = sync(registry, tracking_uri)
         err.print(report.summary(), style="yellow" if report.error else None, highlight=False)
+
+
+def iso_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """A click callback: an ISO 8601 option as the naive UTC the log stores (no zone: UTC)."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time", ctx=ctx, param=param
+        ) from exc
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at

@@ -16,14 +16,27 @@ from ..monitoring import DriftRule, monitor_champion, push_gauges
 from ..monitoring.trigger import ACTIONS, COOLDOWN, WorkflowDispatch, act_on_drift
 from ..registry import open_registry
 from ..sql_sink import open_sink
-from .console import err
+from .console import err, iso_time
 
 
 @click.command("monitor")
 @click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
 @click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
 @click.option("--database-url", help="Prediction log (default: DATABASE_URL).")
-@click.option("--lookback-days", default=7.0, show_default=True, help="Window of predictions.")
+@click.option(
+    "--lookback-days",
+    default=7.0,
+    show_default=True,
+    help="Window of predictions, by when they happened (event time, else receive time); the "
+    "rates are measured on the same span FRAUD_LABEL_MATURITY_DAYS (60) earlier.",
+)
+@click.option(
+    "--as-of",
+    callback=iso_time,
+    metavar="TIME",
+    help="Judge as if it were this moment (ISO 8601, UTC without a zone): only what happened "
+    "and was learnt by then counts. [default: now]",
+)
 @click.option("--baseline-f1", type=float, help="Expected F1 (default: the champion's test F1).")
 @click.option(
     "--baseline-recall",
@@ -66,6 +79,7 @@ def monitor(
     model_name: str | None,
     database_url: str | None,
     lookback_days: float,
+    as_of: datetime | None,
     baseline_f1: float | None,
     baseline_recall: float | None,
     alert_threshold: float,
@@ -99,9 +113,14 @@ def monitor(
         psi_threshold=psi_threshold,
     )
     registry = open_registry(settings)
-    end = utc_now()
+    end = as_of or utc_now()
     run = monitor_champion(
-        registry, open_sink(settings.database_url), rule, end - timedelta(days=lookback_days), end
+        registry,
+        open_sink(settings.database_url),
+        rule,
+        end - timedelta(days=lookback_days),
+        end,
+        timedelta(days=settings.label_maturity_days),
     )
     result, report = run.result, run.report()
     if report_path:

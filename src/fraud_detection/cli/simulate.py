@@ -3,7 +3,7 @@
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -29,7 +29,7 @@ from ..simulate import (
     spread_rows,
     wait_until_ready,
 )
-from .console import err, given, load_command_data, out
+from .console import err, given, iso_time, load_command_data, out
 
 SYNTHETIC = "SYNTHETIC"
 
@@ -42,19 +42,6 @@ def _default(field: str, options: type = ReplayOptions) -> str:
 
 def _issuer(field: str) -> str:
     return _default(field, IssuerOptions)
-
-
-def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """--start as naive UTC (a time without a zone is UTC)."""
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time", ctx=ctx, param=param
-        ) from exc
-    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
 def _shifts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Shift]:
@@ -229,7 +216,7 @@ def _summary_table(summary: Summary, tag: str) -> Table:
 )
 @click.option(
     "--start",
-    callback=_start,
+    callback=iso_time,
     metavar="TIME",
     help="Event time of the first row, ISO 8601 (UTC without a zone). [default: now]",
 )

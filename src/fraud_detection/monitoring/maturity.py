@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ..prediction_sink import AsOf
 from .live import Tally, metrics_of
 from .status import Figure, measured, ratio, unknown
 
-SOURCES = ("review", "chargeback", "other")
-"""Where a label came from: an analyst's review of an alert, a cardholder's dispute, or
-anything else (labels stored before sources existed read as other)."""
 Z95 = 1.959963984540054
 SETTLED_FIGURES = ("precision", "recall", "f1", "fpr", "fnr")
 
@@ -54,6 +52,10 @@ class Horizon:
         """The window `since`..`as_of` moved back by the horizon: the newest mature rows, where
         recall and the other rates are measured."""
         return since - self.maturity, self.cut
+
+    def span(self, since: datetime) -> AsOf:
+        """What a run over `since`..`as_of` reads, as a sink takes it."""
+        return AsOf(since, self.as_of, *self.mature_window(since))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..calibration import load_maps
@@ -13,6 +13,7 @@ from ..registry import CHAMPION, Registry
 from .drift import DriftRule, MonitorResult, judge
 from .estimation import JUDGED, Estimation, estimation_of, expect
 from .live import Tally, metrics_by_variant
+from .maturity import Horizon
 from .report import format_report, format_variants
 from .window import count_log
 
@@ -36,17 +37,25 @@ class Monitoring:
 
 
 def monitor_champion(
-    registry: Registry, sink: PredictionSink, rule: DriftRule, start: datetime, end: datetime
+    registry: Registry,
+    sink: PredictionSink,
+    rule: DriftRule,
+    start: datetime,
+    end: datetime,
+    maturity: timedelta,
 ) -> Monitoring:
-    """Judge the champion on the rows logged in [start, end] against its reference, from
-    counts the sink aggregates (memory does not grow with the window)."""
+    """Judge the champion as of `end` on the rows that happened in [start, end] against its
+    reference, with labels maturing after `maturity`, from counts the sink aggregates
+    (memory does not grow with the window)."""
     manifest = registry.manifest(CHAMPION)
     version = str(manifest["version"])
     reference = json.loads(registry.read_file(version, "reference.json"))
-    counts, variants = count_log(sink, start, reference, version)
-    result = judge(counts, reference, manifest, rule, period=(start, end))
+    horizon = Horizon(end, maturity)
+    counts, variants = count_log(sink, start, reference, version, horizon)
+    result = judge(counts, reference, manifest, rule, period=(start, end), horizon=horizon)
     estimation = estimate_window(registry, sink, result, variants, (start, end))
-    return Monitoring(result.with_estimation(estimation), metrics_by_variant(variants))
+    by_variant = metrics_by_variant(variants, counts.settled_variants)
+    return Monitoring(result.with_estimation(estimation), by_variant)
 
 
 def estimate_window(

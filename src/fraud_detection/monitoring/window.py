@@ -5,15 +5,15 @@ settled rows, and a cohort per event day. From a DataFrame (the plain definition
 aggregates a prediction sink computes (in the database for SQL), in bounded memory."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from ..log_record import SHADOW
-from ..prediction_sink import PredictionSink
+from ..prediction_sink import AsOf, LabelAggregate, PredictionSink
 from ..reference import bin_counts
 from ..schema import FEATURES
 from .live import Tally, tally, tally_variants
@@ -41,6 +41,8 @@ class WindowCounts:
     """Rows of the window whose class is known (labelled, or mature); None: the labelled ones."""
     cohorts: tuple[Cohort, ...] = ()
     """Per event day from the mature window's start on."""
+    settled_variants: Mapping[tuple[str, str], Tally] = field(default_factory=dict)
+    """Each (variant, version)'s tally of the mature window."""
 
     @property
     def scored(self) -> int:
@@ -72,17 +74,27 @@ def _counts(values: pd.Series, edges: Sequence[float]) -> list[int]:
 
 
 def count_log(
-    sink: PredictionSink, since: datetime, reference: Mapping[str, Any], version: str
+    sink: PredictionSink,
+    since: datetime,
+    reference: Mapping[str, Any],
+    version: str,
+    horizon: Horizon | None = None,
 ) -> tuple[WindowCounts, dict[tuple[str, str], Tally]]:
-    """The counts of the rows logged since `since` (served rows judged, shadow rows apart)
-    and the tally of every (variant, version), aggregated by the sink: only a few hundred
-    numbers come back whatever the window holds."""
+    """The counts of the rows that happened since `since` (served rows judged, shadow rows
+    apart) and the tally of every (variant, version), aggregated by the sink: only a few
+    hundred numbers come back whatever the window holds. Judged as of a moment (`horizon`),
+    only what happened and was learnt by then counts, and the label side comes too."""
     profiles = reference["features"]
     edges = {name: profiles[name]["edges"] for name in reference_features(reference)}
-    window = sink.aggregate_window(since, edges, reference["score"]["edges"], version)
+    as_of = horizon.as_of if horizon else None
+    window = sink.aggregate_window(since, edges, reference["score"]["edges"], version, as_of)
     variants = _variant_tallies(window.groups)
     served = sum((t for (variant, _), t in variants.items() if variant != SHADOW), Tally())
-    return WindowCounts(served, window.feature_bins, window.score_bins), variants
+    counts = WindowCounts(served, window.feature_bins, window.score_bins)
+    if horizon is None:
+        return counts, variants
+    span = horizon.span(since)
+    return with_labels(counts, sink.aggregate_labels(span), span), variants
 
 
 def _variant_tallies(
@@ -96,80 +108,107 @@ def _variant_tallies(
     return tallies
 
 
+def with_labels(counts: WindowCounts, labels: LabelAggregate, span: AsOf) -> WindowCounts:
+    """`counts` with what the labels say as of a moment: the mature window's settled rows
+    (an unlabelled one legitimate), per variant and served, the reviews and the cohorts."""
+    settled = _variant_tallies(
+        [
+            (v, m, flag, 0 if label is None else label, n)
+            for v, m, flag, label, _, n in labels.settled
+        ]
+    )
+    served = [group for group in labels.settled if group[0] != SHADOW]
+    alerts, reviewed, confirmed = labels.reviews
+    return replace(
+        counts,
+        settled=Settled(
+            span.mature_since,
+            span.mature_until,
+            sum((t for (variant, _), t in settled.items() if variant != SHADOW), Tally()),
+            presumed=sum(n for *_, label, _, n in served if label is None),
+            reviewed=sum(n for *_, source, n in served if source == "review"),
+            chargebacks=sum(n for *_, source, n in served if source == "chargeback"),
+        ),
+        settled_variants=settled,
+        reviews=Reviews(alerts, reviewed, confirmed),
+        known=labels.known,
+        cohorts=tuple(Cohort(*cohort) for cohort in labels.cohorts),
+    )
+
+
 def count_frame_as_of(
     frame: pd.DataFrame,
     reference: Mapping[str, Any],
     version: str,
     since: datetime,
     horizon: Horizon,
-) -> tuple[WindowCounts, dict[tuple[str, str], Tally], dict[tuple[str, str], Tally]]:
-    """The counts of rows in memory judged as of `horizon.as_of`: the plain definition of
-    what `count_log` computes in SQL. `frame` holds the rows from the mature window's start
-    on, with `event_time`, `source` and `label_observed_at` beside the label.
-
-    A row happens at its event time (its receive time when it has none); a label counts once
-    observed by `as_of`. The window is `since`..`as_of`: its served rows, their bins, their
-    labels as known and the reviews of its alerts. The mature window is the same span moved
-    back by the horizon: there an unlabelled row is legitimate. Returns the counts, each
-    (variant, version)'s tally of the window, and each one's tally of the mature window.
-    """
-    as_of = horizon.as_of
+) -> tuple[WindowCounts, dict[tuple[str, str], Tally]]:
+    """`count_log` of rows in memory: its plain definition. `frame` holds the rows from the
+    mature window's start on, with `event_time`, `source` and `label_observed_at` beside the
+    label (as `read_window` gives them)."""
+    span = horizon.span(since)
     at = happened(frame)
-    observed = pd.to_datetime(frame["label_observed_at"])
-    known = (frame["label"].notna() & (observed <= as_of)).to_numpy()
-    label = np.where(known, frame["label"].to_numpy(dtype=np.float64), np.nan)
-    source = frame["source"].to_numpy(dtype=object)
-    served = (frame["variant"] != SHADOW).to_numpy()
-    flagged = frame["is_fraud"].to_numpy(dtype=bool)
-    review, chargeback = known & (source == "review"), known & (source == "chargeback")
-    start, end = horizon.mature_window(since)
-    recent = ((at >= since) & (at <= as_of)).to_numpy()
-    mature = ((at >= start) & (at <= end)).to_numpy()
-    settled_now = known | (at <= horizon.cut).to_numpy()
-    judged = frame.assign(label=label)
-    outcome = frame.assign(label=np.where(known, label, 0.0))
+    learnt = frame["label"].notna() & (pd.to_datetime(frame["label_observed_at"]) <= span.as_of)
+    judged = frame.assign(label=frame["label"].where(learnt))[(at >= since) & (at <= span.as_of)]
+    served = judged[judged["variant"] != SHADOW]
+    counts = count_frame(served, reference, version)
+    return with_labels(counts, label_aggregate(frame, span), span), tally_variants(judged)
 
-    counted = count_frame(judged[recent & served], reference, version)
-    window = recent & served & flagged
-    in_mature = mature & served
-    span = served & ((at >= start) & (at <= as_of)).to_numpy()
+
+def label_aggregate(frame: pd.DataFrame, span: AsOf) -> LabelAggregate:
+    """What the labels of rows in memory say as of `span.as_of` (the plain definition of a
+    sink's `aggregate_labels`)."""
+    at = happened(frame)
+    learnt = (
+        frame["label"].notna() & (pd.to_datetime(frame["label_observed_at"]) <= span.as_of)
+    ).to_numpy()
+    label = frame["label"].to_numpy(dtype=np.float64)
+    source = frame["source"].where(learnt).to_numpy(dtype=object)
+    flagged = frame["is_fraud"].to_numpy(dtype=bool)
+    alert = flagged & (frame["variant"] != SHADOW).to_numpy()
+    review, chargeback = source == "review", source == "chargeback"
+    known = learnt | (at <= span.mature_until).to_numpy()
+    recent = (at >= span.since).to_numpy()
+    in_mature = ((at >= span.mature_since) & (at <= span.mature_until)).to_numpy()
+    marked = frame.assign(learnt=np.where(learnt, label, np.nan), source=source)
+    keys = ["variant", "model_version", "is_fraud", "learnt", "source"]
+    settled = []
+    for key, n in marked[in_mature].groupby(keys, dropna=False).size().items():
+        v, m, f, lab, src = cast(tuple[Any, ...], key)
+        known_label = None if np.isnan(lab) else int(lab)
+        settled.append(
+            (str(v), str(m), bool(f), known_label, src if isinstance(src, str) else None, int(n))
+        )
+    cohort_rows = ((at >= span.mature_since) & (at <= span.as_of)).to_numpy() & (
+        frame["variant"] != SHADOW
+    ).to_numpy()
     days = (
         pd.DataFrame(
             {
                 "rows": 1,
-                "alerts": flagged,
-                "reviewed": flagged & review,
+                "alerts": alert,
+                "reviewed": alert & review,
                 "chargebacks": chargeback,
-                "settled": settled_now,
+                "settled": known,
             }
-        )[span]
-        .groupby(at[span].dt.date.to_numpy())
+        )[cohort_rows]
+        .groupby(at[cohort_rows].dt.date.to_numpy())
         .sum()
     )
-    counts = WindowCounts(
-        counted.served,
-        counted.feature_counts,
-        counted.score_counts,
-        settled=Settled(
-            start,
-            end,
-            tally(outcome[in_mature]),
-            presumed=int((in_mature & ~known).sum()),
-            reviewed=int((in_mature & review).sum()),
-            chargebacks=int((in_mature & chargeback).sum()),
+    window = cohort_rows & recent
+    return LabelAggregate(
+        settled,
+        (
+            int((window & alert).sum()),
+            int((window & alert & review).sum()),
+            int((window & alert & review & (label == 1.0)).sum()),
         ),
-        reviews=Reviews(
-            alerts=int(window.sum()),
-            reviewed=int((window & review).sum()),
-            confirmed=int((window & review & (label == 1.0)).sum()),
-        ),
-        known=int((recent & served & settled_now).sum()),
-        cohorts=tuple(
-            Cohort(day, *(int(v) for v in values))
+        int((window & known).sum()),
+        [
+            (day, *(int(v) for v in values))
             for day, values in zip(days.index, days.to_numpy(), strict=True)
-        ),
+        ],
     )
-    return counts, tally_variants(judged[recent]), tally_variants(outcome[mature])
 
 
 def happened(frame: pd.DataFrame) -> "pd.Series[Any]":

@@ -10,7 +10,8 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -20,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from .. import __version__
 from ..errors import InvalidInput, TooLarge, UnsupportedMediaType
+from ..log_record import LabelRecord, label_records
 from ..schema import FEATURES, N_FEATURES
 from .bodies import Body, Canary, Model, V2ModelMetadata, V2ModelParameters, V2ServerMetadata
 from .bodies import V2TensorMetadata as Tensor
 from .dataplane import Prediction
+from .event_time import optional_time, parse_time
 from .holder import Canary as ServedCanary
 from .model import LoadedModel
 
@@ -38,6 +41,7 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 TransactionId = Annotated[
     str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
 ]
+Reviewer = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 V2_DATATYPES = {"FP32": "<f4", "FP64": "<f8"}
 EXPLAIN_QUERY = {"true": True, "1": True, "false": False, "0": False}
 V2_OUTPUTS = ("probabilities", "is_fraud")
@@ -67,6 +71,8 @@ class PredictRequest:
     batch: bool
     explain: bool | None
     """Explain every row (True), none (False), or the flagged ones (None: not asked)."""
+    event_times: list[datetime | None]
+    """Each row's `event_time` (naive UTC), None where it had none."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class InferRequest:
     ids: list[str]
     outputs: tuple[tuple[str, bool], ...]
     """(name, as binary data) per output, in the order to answer them."""
+    event_times: list[datetime | None]
+    """Each row's event time from the request's `parameters.event_time`, None without one."""
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -198,7 +206,17 @@ def decode_predict(request: Request, max_batch: int) -> PredictRequest:
     prefix = "instances[{row}]." if batch else ""
     x = _float32(x64, lambda row, name: f"field {prefix.format(row=row)}{name}")
     ids = [t.transaction_id or uuid.uuid4().hex for t in rows]
-    return PredictRequest(x=x, ids=ids, batch=batch, explain=_explain_flag(request, document))
+    raws = instances if instances is not None else [document]
+    event_times = [
+        optional_time(raw, "event_time", prefix.format(row=row)) for row, raw in enumerate(raws)
+    ]
+    return PredictRequest(
+        x=x,
+        ids=ids,
+        batch=batch,
+        explain=_explain_flag(request, document),
+        event_times=event_times,
+    )
 
 
 def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
@@ -264,7 +282,24 @@ def decode_v2(request: Request, max_batch: int) -> InferRequest:
         raise InvalidInput(f"id must be printable text of 1 to {id_max} characters", field="id")
     prefix = request_id or uuid.uuid4().hex
     ids = [f"{prefix}:{row}" for row in range(len(x))]
-    return InferRequest(x, request_id, ids, _requested_outputs(document))
+    return InferRequest(
+        x, request_id, ids, _requested_outputs(document), _v2_event_times(document, len(x))
+    )
+
+
+def _v2_event_times(document: dict[str, Any], rows: int) -> list[datetime | None]:
+    """`parameters.event_time`: one ISO 8601 time for every row, or a list of one per row."""
+    parameters = document.get("parameters")
+    value = parameters.get("event_time") if isinstance(parameters, dict) else None
+    if value is None:
+        return [None] * rows
+    if not isinstance(value, list):
+        return [parse_time(value, "event_time", "parameters.event_time")] * rows
+    if len(value) != rows:
+        raise InvalidInput(
+            f"field parameters.event_time: {len(value)} times for {rows} rows", field="event_time"
+        )
+    return [parse_time(v, "event_time", f"parameters.event_time[{i}]") for i, v in enumerate(value)]
 
 
 def _v2_tensor(document: Any, binary: bytes, max_batch: int) -> NDArray[np.float32]:
@@ -358,15 +393,19 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[tuple[str, bool], ...]
 
 
 class Label(BaseModel):
-    """One analyst label: 1 fraud, 0 legitimate."""
+    """One label: 1 fraud, 0 legitimate; where it came from (an analyst's review, a
+    chargeback, or other), when it was learnt (`observed_at`, default: when received) and
+    the reviewer who gave it."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     transaction_id: TransactionId
     label: Annotated[int, Field(strict=True, ge=0, le=1)]
+    source: Literal["review", "chargeback", "other"] = "other"
+    reviewer: Reviewer | None = None
 
 
-def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
-    """One {transaction_id, label}, or {"labels": [...]}; the last label of an id wins."""
+def decode_feedback(request: Request, max_batch: int) -> list[LabelRecord]:
+    """One {transaction_id, label, ...}, or {"labels": [...]}; the last label of an id wins."""
     document = json_body(request)
     items = _batch(document, "labels", max_batch)
     # Both forms at once is ambiguous: refuse it rather than store half of what was meant.
@@ -380,7 +419,7 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
     indexed: list[tuple[int | None, Any]] = (
         list(enumerate(items)) if items is not None else [(None, document)]
     )
-    labels: dict[str, int] = {}
+    labels: list[LabelRecord] = []
     for index, raw in indexed:
         where = f"labels[{index}]" if index is not None else "the body"
         if not isinstance(raw, dict):
@@ -388,20 +427,29 @@ def decode_feedback(request: Request, max_batch: int) -> dict[str, int]:
         if type(raw.get("label")) is float and raw["label"] in (0.0, 1.0):
             # JSON has one number type: 1.0 is the label 1, as the schema's integer says.
             raw = {**raw, "label": int(raw["label"])}
+        prefix = f"labels[{index}]." if index is not None else ""
         try:
             item = Label.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = str(first["loc"][0]) if first["loc"] else None
-            prefix = f"labels[{index}]." if index is not None else ""
             detail = "missing" if first["type"] == "missing" else first["msg"]
             if field == "label" and first["type"] != "missing":
                 detail = "must be 1 (fraud) or 0 (legitimate)"
+            if field == "source":
+                detail = "must be review, chargeback or other"
+            if first["type"] == "string_pattern_mismatch":
+                detail = "must be printable text (no control characters)"
             raise InvalidInput(
                 f"field {prefix}{field}: {detail} (got {raw.get(field or '')!r})", field=field
             ) from exc
-        labels[item.transaction_id] = item.label
-    return labels
+        observed_at = optional_time(
+            raw, "observed_at", f"labels[{index}]." if index is not None else ""
+        )
+        labels.append(
+            LabelRecord(item.transaction_id, item.label, item.source, observed_at, item.reviewer)
+        )
+    return label_records(labels)
 
 
 def encode_v2(name: str, request: InferRequest, prediction: Prediction) -> Response:

@@ -11,7 +11,9 @@ every row with it too and answers with the champion.
 import logging
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -27,7 +29,7 @@ from ..errors import (
     VersionNotServed,
 )
 from ..explain import Explanation
-from ..log_record import SHADOW, LoggedBatch, utc_now
+from ..log_record import SHADOW, Labels, LoggedBatch, label_records, utc_now
 from ..registry import CANARY, CHALLENGER, CHAMPION
 from . import metrics
 from .holder import ModelHolder
@@ -189,12 +191,14 @@ class DataPlane:
         endpoint: str,
         started: float,
         explain: bool | None = None,
+        event_times: Sequence[datetime | None] = (),
     ) -> Prediction:
         """Score rows addressed to the champion, routed A/B or shadow; explain them (every row
-        with `explain`, flagged rows by default); log and time them."""
+        with `explain`, flagged rows by default); log them (with each row's event time, when
+        given) and time them."""
         champion = self.champion()
         parts = self._explain(self._route(x, ids, champion), explain)
-        return self._finish(champion, parts, ids, endpoint, started)
+        return self._finish(champion, parts, ids, endpoint, started, event_times)
 
     def infer(
         self,
@@ -204,6 +208,7 @@ class DataPlane:
         ids: list[str],
         endpoint: str,
         started: float,
+        event_times: Sequence[datetime | None] = (),
     ) -> Prediction:
         """V2 infer: without a version, rows are routed like /predict's; a version in the path
         pins them: every row is scored by that version alone (no A/B share, no shadow)."""
@@ -220,7 +225,8 @@ class DataPlane:
                 else CHALLENGER
             )
             parts = [Part(score(model, x, variant), np.arange(len(x)), x, ids)]
-        return self._finish(model, self._explain(parts, None), ids, endpoint, started)
+        explained = self._explain(parts, None)
+        return self._finish(model, explained, ids, endpoint, started, event_times)
 
     def _explain(self, parts: list[Part], explain: bool | None) -> list[Part]:
         """Explain the rows asked for, or by default the flagged ones: the rest pay nothing."""
@@ -274,11 +280,18 @@ class DataPlane:
         return parts
 
     def _finish(
-        self, model: LoadedModel, parts: list[Part], ids: list[str], endpoint: str, started: float
+        self,
+        model: LoadedModel,
+        parts: list[Part],
+        ids: list[str],
+        endpoint: str,
+        started: float,
+        event_times: Sequence[datetime | None],
     ) -> Prediction:
         """Queue every part for the prediction log and record the request's latency."""
         created_at = utc_now()
         latency_ms = (time.perf_counter() - started) * 1000
+        timed = any(at is not None for at in event_times)
         for part in parts:
             scored = part.scored
             self.prediction_log.log(
@@ -294,6 +307,7 @@ class DataPlane:
                     created_at=created_at,
                     latency_ms=latency_ms,
                     explanations=part.explanations,
+                    event_times=[event_times[row] for row in part.rows.tolist()] if timed else (),
                 )
             )
         answering = {part.scored.model.version for part in parts if part.answered}
@@ -301,20 +315,21 @@ class DataPlane:
         metrics.LATENCY.labels(endpoint, version).observe(time.perf_counter() - started)
         return Prediction(model, ids, parts)
 
-    def feedback(self, labels: dict[str, int]) -> int:
-        """Store analyst labels by transaction id; LogUnavailable (details in the server log)
-        when the database is down."""
+    def feedback(self, labels: Labels) -> int:
+        """Store labels by transaction id, with their provenance; LogUnavailable (details in
+        the server log) when the database is down."""
+        records = label_records(labels)
         try:
-            self.prediction_log.sink.store_labels(labels)
+            self.prediction_log.sink.store_labels(records)
         except PredictionLogError as exc:
             log.warning("feedback not stored: %s", exc)
             raise LogUnavailable("prediction log unavailable; retry later") from exc
-        frauds = sum(labels.values())
+        frauds = sum(record.label for record in records)
         if frauds:
             metrics.FEEDBACK.labels("fraud").inc(frauds)
-        if len(labels) - frauds:
-            metrics.FEEDBACK.labels("legit").inc(len(labels) - frauds)
-        return len(labels)
+        if len(records) - frauds:
+            metrics.FEEDBACK.labels("legit").inc(len(records) - frauds)
+        return len(records)
 
     def reload(self) -> bool:
         """Follow the aliases now instead of at the next poll; True on success."""

@@ -29,6 +29,8 @@ import orjson
 from ..log_record import LOG_COLUMNS, LoggedBatch, Row, explanation_texts, log_rows
 
 log = logging.getLogger(__name__)
+TIME_COLUMNS = [LOG_COLUMNS.index(name) for name in ("created_at", "event_time")]
+"""Positions of the times in a row, which JSON carries as ISO text."""
 SUFFIX = ".spool"
 SEGMENT_BYTES = 8 * 1024 * 1024  # a new file past this size; drained files are removed
 
@@ -46,6 +48,8 @@ def batch_record(batch: LoggedBatch) -> bytes:
     }
     if batch.explanations:  # most batches have none: their records stay as they were
         body["e"] = list(batch.explanations.items())
+    if batch.event_times:
+        body["w"] = list(batch.event_times)
     return b"\nB " + orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -61,7 +65,10 @@ def _batch_rows(body: dict[str, Any]) -> list[Row]:
     probabilities = np.asarray(body["p"], dtype=np.float32).astype(np.float64).tolist()
     head = (datetime.fromisoformat(created_at), *rest)
     explanations = explanation_texts(dict(body.get("e", [])), len(body["i"]))
-    return log_rows(body["i"], head, features, probabilities, body["f"], body["t"], explanations)
+    happened = [None if at is None else datetime.fromisoformat(at) for at in body.get("w", [])]
+    return log_rows(
+        body["i"], head, features, probabilities, body["f"], body["t"], explanations, happened
+    )
 
 
 def _record_rows(kind: bytes, payload: bytes) -> list[Row]:
@@ -70,8 +77,10 @@ def _record_rows(kind: bytes, payload: bytes) -> list[Row]:
     rows = []
     for row in orjson.loads(payload):
         # Rows spooled before a column was added leave it empty.
-        missing = (None,) * (len(LOG_COLUMNS) - len(row))
-        rows.append((row[0], datetime.fromisoformat(row[1]), *row[2:], *missing))
+        full = [*row, *(None,) * (len(LOG_COLUMNS) - len(row))]
+        for at in TIME_COLUMNS:
+            full[at] = None if full[at] is None else datetime.fromisoformat(full[at])
+        rows.append(tuple(full))
     return rows
 
 

@@ -27,7 +27,9 @@ def predict() -> Any:
     started = time.perf_counter()
     plane = current_plane()
     body = decode_predict(request, plane.settings.max_batch)
-    prediction = plane.predict(body.x, body.ids, metric_label(), started, body.explain)
+    prediction = plane.predict(
+        body.x, body.ids, metric_label(), started, body.explain, body.event_times
+    )
     return encode_predict(prediction, body.batch)
 
 

@@ -53,5 +53,7 @@ def infer(name: str, version: str | None = None) -> Any:
     plane = current_plane()
     plane.model(name, version)  # an unknown model is a 404 whatever the body
     body = decode_v2(request, plane.settings.max_batch)
-    prediction = plane.infer(name, version, body.x, body.ids, metric_label(), started)
+    prediction = plane.infer(
+        name, version, body.x, body.ids, metric_label(), started, body.event_times
+    )
     return encode_v2(name, body, prediction)
