@@ -213,7 +213,7 @@ def label_aggregate(frame: pd.DataFrame, span: AsOf) -> LabelAggregate:
 
 def happened(frame: pd.DataFrame) -> "pd.Series[Any]":
     """When each row happened: its event time, or its receive time when it has none."""
-    created = pd.to_datetime(frame["created_at"])
+    created = pd.to_datetime(frame["created_at"]).astype("datetime64[ns]")
     if "event_time" not in frame:
         return created
-    return pd.to_datetime(frame["event_time"]).fillna(created)
+    return pd.to_datetime(frame["event_time"]).astype("datetime64[ns]").fillna(created)
