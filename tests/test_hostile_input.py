@@ -1,20 +1,27 @@
 """Hostile and unlucky requests get a clear 4xx naming what is wrong, never a 500 or a wrong
 score: deep nesting, odd V2 tensors, values the model cannot represent, ids the log cannot
-hold, and bodies over the limit however they are sent."""
+hold, bodies over the limit however they are sent; and, through the live gunicorn service,
+broken framing (chunked or Content-Length), lone surrogates and integers past Python's
+int-string limit, none of which is ever scored or logged."""
 
 import contextlib
 import socket
+import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from fraud_detection.schema import FEATURES
-from serving_helpers import serve, transaction
+from serving_helpers import metric_sum, serve, transaction
+from waiting import wait_for
 
 INFER = "/v2/models/fraud-detector/infer"
 JSON = {"Content-Type": "application/json"}
@@ -195,3 +202,152 @@ def test_a_v2_input_name_that_is_not_a_string_is_a_400(client: FlaskClient) -> N
     body["inputs"][0]["name"] = {}  # type: ignore[index]
     response = client.post(INFER, json=body)
     assert response.status_code == 400 and "name" in response.get_json()["error"]
+
+
+@dataclass(frozen=True)
+class Refusing:
+    """A live service to send raw requests to, and the SQLite file of its prediction log."""
+
+    url: str
+    log: Path
+
+    def send(self, request: bytes, half_close: bool = True) -> int:
+        """Send raw bytes, then (with `half_close`) end the sending side; the answer's status."""
+        parts = urlsplit(self.url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.sendall(request)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+            answer = bytearray()
+            with contextlib.suppress(OSError):
+                while data := sock.recv(65536):
+                    answer.extend(data)
+        return int(bytes(answer).split(b" ", 2)[1])
+
+    def scored_and_logged(self) -> tuple[float, int]:
+        """Transactions scored (the metric) and rows in the log, once a sentinel row is in:
+        the writer keeps order, so whatever was queued before it is written by then."""
+        sentinel = f"sentinel-{uuid.uuid4().hex}"
+        ok = requests.post(f"{self.url}/predict", json=transaction(transaction_id=sentinel))
+        assert ok.status_code == 200
+
+        def rows() -> int | None:
+            query = "SELECT COUNT(*), SUM(transaction_id = ?) FROM predictions"
+            try:
+                with sqlite3.connect(self.log) as db:
+                    count, found = db.execute(query, (sentinel,)).fetchone()
+            except sqlite3.OperationalError:  # no table until the writer's first batch
+                return None
+            return int(count) if found else None
+
+        count = wait_for(rows, what="the sentinel row in the log")
+        metrics = requests.get(f"{self.url}/metrics", timeout=10).text
+        return metric_sum(metrics, "fraud_predictions_total"), count
+
+    def refuses(self, cases: dict[str, bytes]) -> None:
+        """Every case is answered 4xx, and none is scored or logged."""
+        before = self.scored_and_logged()
+        statuses = {name: self.send(request) for name, request in cases.items()}
+        assert {k: s for k, s in statuses.items() if not 400 <= s < 500} == {}
+        after = self.scored_and_logged()
+        assert (after[0] - before[0], after[1] - before[1]) == (1, 1), "only the sentinel"
+
+
+@pytest.fixture(scope="module")
+def refusing(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refusing]:
+    """The live service (gunicorn, one worker) and the SQLite file of its prediction log."""
+    tmp = tmp_path_factory.mktemp("refusing")
+    with serve(trained_store, tmp, workers=1) as url:
+        yield Refusing(url, tmp / "predictions.db")
+
+
+SURROGATE = "\\ud800"  # as JSON writes it: the escape of a lone surrogate
+ROUTES = {
+    "/predict": orjson.dumps(transaction(transaction_id="h1")),
+    INFER: orjson.dumps(_v2(_row(), id="h2")),
+    "/feedback": orjson.dumps({"transaction_id": "h3", "label": 1}),
+}
+
+
+def _request(path: str, body: bytes, headers: bytes = b"", length: int | None = None) -> bytes:
+    """A POST with a Content-Length (the body's own unless told)."""
+    size = len(body) if length is None else length
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+    return head + headers + b"Connection: close\r\nContent-Length: %d\r\n\r\n" % size + body
+
+
+def _chunked(path: str, chunks: bytes) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+    return head + b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+
+
+def test_broken_framing_is_a_4xx_and_scores_and_logs_nothing(refusing: Refusing) -> None:
+    cases = {}
+    for path, body in ROUTES.items():
+        size = b"%x" % len(body)
+        cases |= {
+            f"{path} chunk size zz": _chunked(path, b"zz\r\n" + body + b"\r\n0\r\n\r\n"),
+            f"{path} chunk size -5": _chunked(path, b"-5\r\n" + body + b"\r\n0\r\n\r\n"),
+            f"{path} chunk terminator": _chunked(path, size + b"\r\n" + body + b"XX0\r\n\r\n"),
+            f"{path} no last chunk": _chunked(path, size + b"\r\n" + body + b"\r\n"),
+            f"{path} Content-Length over the body": _request(path, body, length=len(body) + 50),
+            f"{path} Content-Length and chunked": _request(
+                path, size + b"\r\n" + body + b"\r\n0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"
+            ),
+        }
+    refusing.refuses(cases)
+
+
+def test_a_body_that_stops_short_and_stalls_is_a_4xx(refusing: Refusing) -> None:
+    # The client keeps the connection open: the read times out (gunicorn_conf's READ_TIMEOUT).
+    body = ROUTES["/predict"]
+    before = refusing.scored_and_logged()
+    assert refusing.send(_request("/predict", body, length=len(body) + 50), half_close=False) == 400
+    after = refusing.scored_and_logged()
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def _surrogate_in(body: bytes, text: str) -> bytes:
+    """`body` with the JSON string `text` (quoted) replaced by a lone surrogate's escape."""
+    quoted = orjson.dumps(text)
+    assert quoted in body, text
+    return body.replace(quoted, b'"' + SURROGATE.encode() + b'"', 1)
+
+
+def test_lone_surrogates_and_endless_integers_are_a_4xx_and_score_and_log_nothing(
+    refusing: Refusing,
+) -> None:
+    digits = b"1" * 4301  # past Python's int-string limit (4,300 digits)
+    predict, v2, feedback = ROUTES.values()
+    v2_extra = orjson.dumps(
+        _v2(_row(), id="h2", parameters={"key": "value"}, outputs=[{"name": "is_fraud"}])
+    )
+    header = b"Inference-Header-Content-Length: %s\r\n"
+    cases = {
+        "predict transaction_id": _surrogate_in(predict, "h1"),
+        "predict ignored field": _surrogate_in(orjson.dumps({**transaction(), "m": "x"}), "x"),
+        "predict field name": _surrogate_in(orjson.dumps({**transaction(), "m": 1}), "m"),
+        "predict number": predict.replace(b'"Amount":42.5', b'"Amount":' + digits),
+        "v2 id": _surrogate_in(v2, "h2"),
+        "v2 input name": _surrogate_in(v2, "input"),
+        "v2 parameter name": _surrogate_in(v2_extra, "key"),
+        "v2 parameter value": _surrogate_in(v2_extra, "value"),
+        "v2 output name": _surrogate_in(v2_extra, "is_fraud"),
+        "v2 number": v2.replace(b"[1,30]", b"[1," + digits + b"]"),
+        "v2 header length": _request(INFER, v2, header % (b"9" * 4301)),
+        "v2 header length in zeros": _request(INFER, v2, header % (b"0" * 4301 + b"1")),
+        "feedback transaction_id": _surrogate_in(feedback, "h3"),
+        "feedback in a batch": _surrogate_in(
+            orjson.dumps({"labels": [{"transaction_id": "h4", "label": 1}]}), "h4"
+        ),
+        "feedback label": feedback.replace(b'"label":1', b'"label":' + digits),
+    }
+    requests_ = {
+        name: body if body.startswith(b"POST") else _request(_route(name), body)
+        for name, body in cases.items()
+    }
+    refusing.refuses(requests_)
+
+
+def _route(case: str) -> str:
+    return {"predict": "/predict", "v2": INFER, "feedback": "/feedback"}[case.split()[0]]

@@ -7,6 +7,7 @@ each `encode_*` turns the data plane's answer into the response body.
 import difflib
 import json
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import orjson
 from flask import Request, Response
+from gunicorn.http.errors import ParseException
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
@@ -106,8 +108,18 @@ def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
 
 
 def read_body(request: Request) -> bytes:
-    """The whole body; 413 when it exceeds the limit, chunked or not."""
-    data = request.get_data(cache=False)
+    """The whole body; 413 when it exceeds the limit, chunked or not; 400 when its framing is
+    broken (a bad chunk size or terminator, a body shorter than its Content-Length)."""
+    try:
+        data = request.get_data(cache=False)
+    except (ParseException, OSError) as exc:
+        # gunicorn's reader refused the chunked framing, the body ended early, or it stalled
+        # past the read timeout: the client's fault, answered before anything is scored.
+        raise InvalidInput(f"malformed request body: {exc or type(exc).__name__}") from exc
+    expected = request.content_length
+    # gunicorn marks its input terminated, so werkzeug reads to its end, however short.
+    if expected is not None and len(data) < expected:
+        raise InvalidInput(f"body ends after {len(data)} of its {expected} bytes (Content-Length)")
     limit = request.max_content_length
     # A chunked body has no Content-Length to refuse up front, and werkzeug stops reading it
     # silently at the limit: a body that reaches the limit is refused, never cut and scored.
@@ -134,11 +146,52 @@ def parse_json(body: bytes) -> Any:
     # orjson is strict; the standard parser accepts NaN/Infinity and integers past 64 bits,
     # to report them by field. It recurses per nesting level, hence RecursionError.
     try:
-        return json.loads(body)
+        document = json.loads(body)
     except RecursionError as exc:
         raise InvalidInput("malformed JSON: nested too deeply") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            message = f"a number has more than {sys.get_int_max_str_digits()} digits"
+            raise InvalidInput(f"malformed JSON: {message}") from exc
         raise InvalidInput(f"malformed JSON: {exc}") from exc
+    # It also decodes lone surrogate escapes ("\ud800"), which no text can hold: the answer's
+    # and the log's encoders would fail after scoring, so they are refused here.
+    where = _lone_surrogate(document)
+    if where is not None:
+        field = re.split(r"[.\[]", where, maxsplit=1)[0] or None
+        raise InvalidInput(
+            f"malformed JSON: {where or 'the body'}: a lone surrogate escape is not text",
+            field=field,
+        )
+    return document
+
+
+def _text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _lone_surrogate(document: Any) -> str | None:
+    """Where in `document` a string (key or value) holds a lone surrogate ("" for the document
+    itself), or None. Iterative: the parser allows deeper nesting than Python's recursion."""
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str) and not _text(value):
+            return where
+        if isinstance(value, dict):
+            for key, item in value.items():
+                shown = key.encode("utf-8", "backslashreplace").decode()
+                here = f"{where}.{shown}" if where else shown
+                if not _text(key):
+                    return here
+                stack.append((item, here))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+    return None
 
 
 def _float32(x: NDArray[np.float64], where: Callable[[int, str], str]) -> NDArray[np.float32]:
@@ -263,10 +316,12 @@ def decode_v2(request: Request, max_batch: int) -> InferRequest:
     if header_length is None:
         document, binary = parse_json(body), b""
     else:
-        length = int(header_length) if header_length.isascii() and header_length.isdigit() else -1
+        # Bounded before int(): past 4,300 digits int() raises (the int-string limit).
+        digits = header_length.isascii() and header_length.isdigit() and len(header_length) <= 20
+        length = int(header_length) if digits else -1
         if not 0 <= length <= len(body):
             raise InvalidInput(
-                f"Inference-Header-Content-Length {header_length!r} is not a length within "
+                f"Inference-Header-Content-Length {header_length[:40]!r} is not a length within "
                 f"the {len(body)}-byte body"
             )
         document, binary = parse_json(body[:length]), body[length:]
