@@ -118,10 +118,17 @@ def test_schedule_prunes_the_log_daily(monkeypatch: pytest.MonkeyPatch, tmp_path
     )
     # The command takes SIGTERM over for its loop: the test process gets its own back.
     monkeypatch.setattr("signal.signal", lambda *_: None)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
     result = CliRunner().invoke(cli, ["schedule", "--reports", str(tmp_path)])
     assert result.exit_code == 0, result.output
     (job,) = [job for job in planned if job.name == "daily prune"]
-    assert list(job.command[-2:]) == ["log", "prune"]
+    # The job is `fraud log prune` run in the scheduler's process: it keeps 90 days.
+    engine = open_engine(url)
+    ensure_schema(engine)
+    log_rows(engine, [100.0, 1.0], "p")
+    job.task()
+    assert count_rows(engine) == 1
     assert (
         job.next_after(datetime(2026, 3, 1, 5, 0, tzinfo=UTC)).isoformat()
         == "2026-03-02T04:00:00+00:00"

@@ -11,7 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from fraud_detection.cli import cli
-from fraud_detection.schedule import Job, next_daily, next_hourly, next_weekly, run_schedule
+from fraud_detection.config import Settings
+from fraud_detection.data import make_synthetic
+from fraud_detection.registry import open_registry
+from fraud_detection.schedule import (
+    Job,
+    next_daily,
+    next_hourly,
+    next_weekly,
+    run_schedule,
+    run_task,
+)
 from waiting import wait_for
 
 
@@ -111,3 +121,29 @@ def test_daily_monitor_and_weekly_retrain_interleave() -> None:
         ("monitor", datetime(2026, 11, 29, 6, 0, tzinfo=UTC)),
         ("monitor", datetime(2026, 11, 30, 6, 0, tzinfo=UTC)),
     ]
+
+
+def test_the_weekly_retrain_and_daily_monitor_run_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned: list[Job] = []
+    monkeypatch.setattr(
+        "fraud_detection.cli.schedule.run_schedule", lambda jobs, **_: planned.extend(jobs)
+    )
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'log.db'}")
+    data, store, reports = tmp_path / "data.csv.gz", tmp_path / "store", tmp_path / "reports"
+    make_synthetic(rows=20_000, seed=9).to_csv(data, index=False)
+    argv = ["schedule", "--store", str(store), "--data", str(data), "--reports", str(reports)]
+    assert CliRunner().invoke(cli, argv).exit_code == 0
+    jobs = {job.name: job.task for job in planned}
+
+    assert run_task(jobs["weekly retrain"]) == 0
+    assert open_registry(Settings(model_store=str(store))).aliases() == {"champion": "1"}
+    assert "Decision: promote" in (reports / "retrain.md").read_text()
+    assert run_task(jobs["daily monitor"]) == 0
+    assert "champion version 1" in (reports / "monitor.md").read_text()
+    assert run_task(jobs["hourly rollout step"]) == 0  # no rollout open: nothing to judge
+    # A job that fails reports its exit code, as the command would, and the loop goes on.
+    (store / "models").rename(tmp_path / "elsewhere")
+    assert run_task(jobs["daily monitor"]) == 2  # no champion: not found

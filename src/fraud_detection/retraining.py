@@ -4,6 +4,7 @@ on that same holdout, decide."""
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -13,11 +14,13 @@ from numpy.typing import NDArray
 from . import bootstrap
 from .bootstrap import with_interval
 from .data import MIN_SAMPLES, time_split, validate
+from .errors import PredictionLogError
 from .evaluation import classification_metrics
 from .families import Algorithm, TreeCallback
 from .gate import MIN_CONFIDENCE, Gain, paired_gain
 from .inference import onnx_fraud_probability, onnx_session
 from .log_record import utc_now
+from .mlflow_mirror import MirrorReport, sync
 from .prediction_sink import PredictionSink
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
@@ -141,6 +144,8 @@ def decide(
     return Decision("promote", passed + (f"; {gain.summary()}" if gain else ""))
 
 
+LOOKBACK_DAYS = 30.0
+"""Days of labelled production rows a run adds to the dataset."""
 MAX_PRODUCTION_LEGIT = 100_000
 """Labelled legitimate production rows kept for training by default: ~25 MB of features,
 about a third of the dataset's own rows, whatever the window holds."""
@@ -411,6 +416,89 @@ def retrain(
     act = registry.promote if decision.action == "promote" else registry.stage
     act(version, reason=decision.reason, details=details)
     return RetrainResult(decision, champion, challenger, version, report, gain, pr_curves)
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """What one retraining run may vary (`fraud retrain`'s options); the defaults are the
+    product's, which the weekly job and a drift-triggered retrain use."""
+
+    rule: PromotionRule = PromotionRule()
+    algorithm: Algorithm | Literal["auto"] = "rf"
+    holdout_fraction: float = HOLDOUT_FRACTION
+    holdout_frauds: int = HOLDOUT_FRAUDS
+    lookback_days: float = LOOKBACK_DAYS
+    """Labelled production rows logged in this many days join training; 0: none."""
+    max_production_legit: int = MAX_PRODUCTION_LEGIT
+    min_samples: int = MIN_SAMPLES
+    dry_run: bool = False
+    """Train and compare, write nothing to the store."""
+    report_path: Path | None = None
+    """Also write the report here, its PR curves beside it."""
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    """One run: its result, the production rows it trained on (or why it could not read any),
+    and the MLflow mirror's report (None when there is no mirror or nothing was written)."""
+
+    result: RetrainResult
+    production: ProductionSample
+    production_error: str | None = None
+    mirror: MirrorReport | None = None
+
+
+def run_retrain(
+    registry: Registry,
+    data: pd.DataFrame,
+    options: RetrainOptions = RetrainOptions(),
+    *,
+    source: str,
+    sink: PredictionSink,
+    tracking_uri: str = "",
+    commit: str = "",
+    on_trees: TreeCallback | None = None,
+) -> RetrainRun:
+    """One retraining run on the validated dataset `data` (from `source`): size the holdout,
+    add the labelled production rows of `sink` (none, with the reason, when it cannot be
+    read), train and decide (`retrain`), mirror the store into MLflow at `tracking_uri`, and
+    write the report to `options.report_path`. `commit` is recorded as the code revision."""
+    holdout = size_holdout(data, options.holdout_fraction, options.holdout_frauds)
+    sample, error = NO_PRODUCTION, None
+    try:
+        sample = recent_labelled_rows(sink, options.lookback_days, options.max_production_legit)
+    except PredictionLogError as exc:
+        error = str(exc)
+    production = with_production_rows(
+        data, sample, holdout=holdout, min_samples=options.min_samples
+    )
+    result = retrain(
+        data,
+        registry,
+        options.rule,
+        source=source,
+        holdout=holdout,
+        dry_run=options.dry_run,
+        on_trees=on_trees,
+        production=production,
+        algorithm=options.algorithm,
+        options=TrainingOptions(commit=commit),
+    )
+    mirror = sync(registry, tracking_uri) if tracking_uri and not options.dry_run else None
+    if options.report_path:
+        save_report(result, options.report_path)
+    return RetrainRun(result, production, error, mirror)
+
+
+def save_report(result: RetrainResult, path: Path) -> None:
+    """Write the report to `path`, with the PR curves beside it when there are any, so its
+    image link resolves."""
+    report = result.report
+    if result.pr_curves is not None:
+        plot = path.with_name(f"{path.stem}_pr_curves.png")
+        plot.write_bytes(result.pr_curves)
+        report = with_pr_curves(report, plot.name)
+    path.write_text(report)
 
 
 def production_note(production: ProductionSample) -> str:

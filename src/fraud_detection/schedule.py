@@ -1,12 +1,15 @@
 """`fraud schedule`: the GitHub Actions jobs on a plain server, as one long-running loop."""
 
 import logging
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+from .errors import FraudError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def next_weekly(after: datetime, weekday: int = 6, hour: int = 2) -> datetime:
@@ -30,20 +33,20 @@ def next_hourly(after: datetime, minute: int = 30) -> datetime:
 
 
 @dataclass(frozen=True)
-class Job:
-    """A command and the rule for when it next runs."""
+class Job(Generic[T]):
+    """What to run (handed to the schedule's `run`) and the rule for when it next runs."""
 
     name: str
-    command: Sequence[str]
+    task: T
     next_after: Callable[[datetime], datetime]
 
 
 def run_schedule(
-    jobs: Sequence[Job],
+    jobs: Sequence[Job[T]],
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], object],
-    run: Callable[[Sequence[str]], int],
+    run: Callable[[T], int],
     rounds: int | None = None,
 ) -> None:
     """Run each job when due, forever (or `rounds` jobs); a failing job never stops the others."""
@@ -55,12 +58,21 @@ def run_schedule(
         if wait > 0:
             log.info("next: %s at %s", job.name, due[job.name].isoformat())
             sleep(wait)
-        code = run(job.command)
+        code = run(job.task)
         (log.info if code == 0 else log.error)("%s exited with %s", job.name, code)
         due[job.name] = job.next_after(clock())
         done += 1
 
 
-def run_command(command: Sequence[str]) -> int:
-    """Run one job as a child process; its output goes where the scheduler's goes."""
-    return subprocess.run(list(command), check=False).returncode
+def run_task(task: Callable[[], object]) -> int:
+    """Run one job in this process; its exit code as the `fraud` command's would be (0, or a
+    failure's, logged). Ctrl-C and SIGTERM are not caught: they stop the loop."""
+    try:
+        task()
+    except FraudError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except Exception:
+        log.exception("the job crashed")
+        return 1
+    return 0

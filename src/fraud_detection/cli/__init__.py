@@ -12,11 +12,12 @@ from .data import data
 from .log import log_group
 from .models import models
 from .monitor import monitor
+from .retrain import retrain_command
 from .rollout import rollout_group
 from .schedule import schedule_command
 from .serve import serve_command
 from .simulate import simulate
-from .train import retrain_command, train_command
+from .train import train_command
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 

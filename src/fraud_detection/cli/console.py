@@ -11,7 +11,7 @@ from rich.console import Console
 from ..config import Settings
 from ..data import MIN_SAMPLES, load_dataset, make_synthetic, validate
 from ..fetch import fetch_dataset
-from ..mlflow_mirror import sync
+from ..mlflow_mirror import MirrorReport, sync
 from ..registry import Registry
 
 err = Console(stderr=True)
@@ -42,8 +42,12 @@ def given(**values: Any) -> dict[str, Any]:
 def mirror_to_mlflow(registry: Registry, tracking_uri: str) -> None:
     """With a tracking URI (MLFLOW_TRACKING_URI), bring MLflow up to date with the store;
     warn on failure."""
-    if tracking_uri:
-        report = sync(registry, tracking_uri)
+    show_mirror(sync(registry, tracking_uri) if tracking_uri else None)
+
+
+def show_mirror(report: MirrorReport | None) -> None:
+    """What the MLflow mirror did, when there is one: a warning when it failed."""
+    if report is not None:
         err.print(report.summary(), style="yellow" if report.error else None, highlight=False)
 
 

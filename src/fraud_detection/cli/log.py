@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import click
 
-from ..config import get_settings
+from ..config import Settings, get_settings
 from ..log_record import utc_now
 from ..prediction_sink import PRUNE_BATCH
 from ..sql_sink import open_sink
@@ -34,7 +34,11 @@ def log_group() -> None:
 )
 def prune_command(older_than: float | None, database_url: str | None, batch_rows: int) -> None:
     """Delete old predictions, and labels left without a prediction, in short batches."""
-    settings = get_settings(database_url=database_url, log_retention_days=older_than)
+    prune_log(get_settings(database_url=database_url, log_retention_days=older_than), batch_rows)
+
+
+def prune_log(settings: Settings, batch_rows: int = PRUNE_BATCH) -> None:
+    """Prune the log the settings name down to FRAUD_LOG_RETENTION_DAYS, and say how much."""
     before = utc_now() - timedelta(days=settings.log_retention_days)
     predictions, labels = open_sink(settings.database_url).prune(before, batch_rows)
     out.print(

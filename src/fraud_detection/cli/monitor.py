@@ -1,9 +1,6 @@
 """`fraud monitor`: live quality and drift of the champion from the prediction log."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +12,12 @@ from ..log_record import utc_now
 from ..monitoring import DriftRule, monitor_champion, push_gauges
 from ..monitoring.trigger import ACTIONS, COOLDOWN, WorkflowDispatch, act_on_drift
 from ..registry import open_registry
+from ..retraining import RetrainOptions
 from ..sql_sink import open_sink
 from .console import err, iso_time
+from .retrain import retrain_here
+
+WINDOW_DAYS = 7.0
 
 
 @click.command("monitor")
@@ -25,7 +26,7 @@ from .console import err, iso_time
 @click.option("--database-url", help="Prediction log (default: DATABASE_URL).")
 @click.option(
     "--lookback-days",
-    default=7.0,
+    default=WINDOW_DAYS,
     show_default=True,
     help="Window of predictions, by when they happened (event time, else receive time); the "
     "rates are measured on the same span FRAUD_LABEL_MATURITY_DAYS (60) earlier.",
@@ -112,6 +113,29 @@ def monitor(
         max_fnr=max_fnr,
         psi_threshold=psi_threshold,
     )
+    monitor_here(
+        settings,
+        rule,
+        lookback_days=lookback_days,
+        as_of=as_of,
+        report_path=report_path,
+        as_json=as_json,
+        cooldown=timedelta(days=cooldown_days),
+    )
+
+
+def monitor_here(
+    settings: Settings,
+    rule: DriftRule,
+    *,
+    lookback_days: float = WINDOW_DAYS,
+    as_of: datetime | None = None,
+    report_path: Path | None = None,
+    as_json: bool = False,
+    cooldown: timedelta = COOLDOWN,
+) -> None:
+    """One monitoring run on the store and prediction log the settings name, as `fraud
+    monitor` runs it: the report, the gauges pushed, the drift acted on (FRAUD_ON_DRIFT)."""
     registry = open_registry(settings)
     end = as_of or utc_now()
     run = monitor_champion(
@@ -146,23 +170,19 @@ def monitor(
             registry,
             settings.on_drift,
             now=datetime.now(UTC),
-            cooldown=timedelta(days=cooldown_days),
-            retrain=lambda: _retrain_here(settings),
+            cooldown=cooldown,
+            retrain=lambda: _retrain_on_drift(settings),
             dispatch=_dispatch(settings),
         )
         if outcome:
             err.print(f"Drift: {outcome.replace('_', ' ')} (--on-drift {settings.on_drift})")
 
 
-def _retrain_here(settings: Settings) -> int:
-    """`fraud retrain` on the same store, data and prediction log, as a child process."""
-    command = [sys.executable, "-m", "fraud_detection", "retrain"]
-    command += ["--store", settings.model_store, "--name", settings.model_name]
-    command += ["--report", str(settings.reports / "retrain-on-drift.md")]
-    command += ["--data", settings.data] if settings.data else []
+def _retrain_on_drift(settings: Settings) -> None:
+    """A retraining run as `fraud retrain` runs it, on the same store, data and prediction
+    log, its report in FRAUD_REPORTS/retrain-on-drift.md."""
     settings.reports.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": settings.database_url}
-    return subprocess.run(command, env=env, check=False).returncode
+    retrain_here(settings, RetrainOptions(report_path=settings.reports / "retrain-on-drift.md"))
 
 
 def _dispatch(settings: Settings) -> WorkflowDispatch | None:

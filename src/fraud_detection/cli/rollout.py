@@ -156,18 +156,33 @@ def start_command(
 @_judging
 def step_command(**options: Any) -> None:
     """Judge the step in progress and act: advance, hold, complete, or abort (exit 1)."""
-    settings, registry = _open(options)
+    settings, _ = _open(options)
+    step_here(
+        settings,
+        prometheus=options["prometheus"],
+        report_path=options["report_path"],
+        as_json=options["as_json"],
+    )
+
+
+def step_here(
+    settings: Settings,
+    *,
+    prometheus: str | None = None,
+    report_path: Path | None = None,
+    as_json: bool = False,
+) -> None:
+    """Judge the open rollout's step on the store and log the settings name and act, as
+    `fraud rollout step` does (an abort raises, for exit 1)."""
+    registry = open_registry(settings)
     now = _now()
     result = rollout_run.step(
-        registry,
-        open_engine(settings.database_url),
-        now=now,
-        prometheus=options["prometheus"],
+        registry, open_engine(settings.database_url), now=now, prometheus=prometheus
     )
     if result is None:
         click.echo(f"No rollout of {registry.name} is open: nothing to judge.")
         return
-    _show(result, result.after, now, options)
+    _show(result, result.after, now, report_path, as_json)
     _push(result.after, settings, settings.model_name)
     rollout_run.require_not_aborted(result)
 
@@ -182,7 +197,7 @@ def status_command(**options: Any) -> None:
         registry, open_engine(settings.database_url), now=now, prometheus=options["prometheus"]
     )
     latest = result.before if result else rollout_run.load(registry)
-    _show(result, latest, now, options)
+    _show(result, latest, now, options["report_path"], options["as_json"])
 
 
 @rollout_group.command("abort")
@@ -218,14 +233,15 @@ def _show(
     result: rollout_run.StepResult | None,
     rollout: Rollout | None,
     now: datetime,
-    options: dict[str, Any],
+    report_path: Path | None,
+    as_json: bool,
 ) -> None:
     """The report on stdout (or JSON), and into the report file if one was asked for."""
     report = rollout_run.report(result, rollout, now)
-    if options["report_path"]:
-        options["report_path"].parent.mkdir(parents=True, exist_ok=True)
-        options["report_path"].write_text(report)
-    if options["as_json"]:
+    if report_path:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(report)
+    if as_json:
         click.echo(json.dumps(_as_json(result, rollout), indent=2))
     else:
         click.echo(report)

@@ -2,15 +2,21 @@
 
 import logging
 import signal
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import click
 
 from ..config import Settings, get_settings
-from ..schedule import Job, next_daily, next_hourly, next_weekly, run_command, run_schedule
+from ..monitoring import DriftRule
+from ..retraining import RetrainOptions
+from ..schedule import Job, next_daily, next_hourly, next_weekly, run_schedule, run_task
+from .log import prune_log
+from .monitor import monitor_here
+from .retrain import retrain_here
+from .rollout import step_here
 
 
 @click.command("schedule")
@@ -35,36 +41,39 @@ def schedule_command(store_uri: str | None, data_uri: str | None, reports: Path 
       every hour at :30  fraud rollout step --report REPORTS/rollout.md (acts only while a
                          rollout is open; a breach rolls it back and the job exits 1)
 
-    The command sleeps until the next job, runs it as a child process whose output goes
-    where this command's goes, logs how it ended, and carries on: a failing job does not
-    stop the loop. Keep it running under systemd, tmux or nohup, or use cron or the
-    Kubernetes CronJobs instead. Ctrl-C or SIGTERM stops it (exit 0) and kills a job in
-    progress; a killed retrain registers nothing.
+    The command sleeps until the next job, runs it in this process as the command above
+    would (its output goes where this command's goes), logs how it ended, and carries on: a
+    failing job does not stop the loop. Keep it running under systemd, tmux or nohup, or use
+    cron or the Kubernetes CronJobs instead. Ctrl-C or SIGTERM stops it (exit 0) and stops a
+    job in progress; a stopped retrain registers nothing.
 
     With FRAUD_ON_DRIFT=retrain (or dispatch) in the environment, the daily monitor acts on
     the drift it flags: it runs fraud retrain at once (or dispatches the GitHub retrain
     workflow), with its cooldown; see fraud monitor --help.
     """
-    reports = get_settings(reports=reports).reports
+    settings = get_settings(model_store=store_uri, data=data_uri, reports=reports)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    reports = settings.reports
     reports.mkdir(parents=True, exist_ok=True)
-    store = ["--store", store_uri] if store_uri else []
-    fraud = [sys.executable, "-m", "fraud_detection"]
-    retrain = [*fraud, "retrain", "--report", str(reports / "retrain.md"), *store]
-    retrain += ["--data", data_uri] if data_uri else []
-    monitor = [*fraud, "monitor", "--report", str(reports / "monitor.md"), *store]
-    rollout = [*fraud, "rollout", "step", "--report", str(reports / "rollout.md"), *store]
-    jobs = [
-        Job("weekly retrain", retrain, next_weekly),
-        Job("daily prune", [*fraud, "log", "prune"], lambda after: next_daily(after, hour=4)),
-        Job("daily monitor", monitor, next_daily),
-        Job("hourly rollout step", rollout, next_hourly),
+    retrain = RetrainOptions(report_path=reports / "retrain.md")
+    jobs: list[Job[Callable[[], object]]] = [
+        Job("weekly retrain", lambda: retrain_here(settings, retrain), next_weekly),
+        Job("daily prune", lambda: prune_log(settings), lambda after: next_daily(after, hour=4)),
+        Job(
+            "daily monitor",
+            lambda: monitor_here(settings, DriftRule(), report_path=reports / "monitor.md"),
+            next_daily,
+        ),
+        Job(
+            "hourly rollout step",
+            lambda: step_here(settings, report_path=reports / "rollout.md"),
+            next_hourly,
+        ),
     ]
-    # SIGTERM (systemd, kill) stops the loop as Ctrl-C does: subprocess.run kills the job
-    # in progress on the way out instead of leaving it orphaned.
+    # SIGTERM (systemd, kill) stops the loop as Ctrl-C does, the job in progress with it.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run_schedule(jobs, sleep=time.sleep, run=run_command)
+        run_schedule(jobs, sleep=time.sleep, run=run_task)
     except KeyboardInterrupt:
         logging.info("fraud schedule stopped")
 

@@ -1,40 +1,21 @@
-"""`fraud train` and `fraud retrain`: a new version, and a challenger against the champion."""
+"""`fraud train`: a new version from a dataset."""
 
 import json
 import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from ..bootstrap import PRECISION_TARGET, with_interval
-from ..config import Settings, training_settings
+from ..config import training_settings
 from ..data import MIN_SAMPLES
-from ..errors import PredictionLogError
 from ..families import ALGORITHMS, Algorithm, TreeCallback, family_params
-from ..gate import GATE_METRICS
 from ..progress import progress_display
 from ..registry import open_registry
-from ..retraining import (
-    HOLDOUT_FRACTION,
-    HOLDOUT_FRAUDS,
-    MAX_HOLDOUT_FRACTION,
-    MAX_PRODUCTION_LEGIT,
-    NO_PRODUCTION,
-    ProductionSample,
-    PromotionRule,
-    RetrainResult,
-    recent_labelled_rows,
-    retrain,
-    size_holdout,
-    with_pr_curves,
-    with_production_rows,
-)
-from ..sql_sink import open_sink
 from ..training import TrainingOptions, train
 from .console import err, given, load_command_data, mirror_to_mlflow, out
 
@@ -191,168 +172,3 @@ def train_command(
         return
     out.print(_summary(manifest, alias, peak_mb))
     out.print(f"Registered in {settings.model_store} as version {version} ({alias}).")
-
-
-@click.command("retrain")
-@click.option(
-    "--data",
-    "data_uri",
-    help="Dataset path or s3:// URI (default: FRAUD_DATA, else the cached real dataset).",
-)
-@click.option("--store", "store_uri", help="Model store (default: FRAUD_MODEL_STORE).")
-@click.option("--name", "model_name", help="Model name (default: FRAUD_MODEL_NAME).")
-@MIN_SAMPLES_OPTION
-@click.option(
-    "--holdout-fraction",
-    type=float,
-    show_default=str(HOLDOUT_FRACTION),
-    help="Least share of most recent rows both models are scored on.",
-)
-@click.option(
-    "--holdout-frauds",
-    type=click.IntRange(min=0),
-    show_default=str(HOLDOUT_FRAUDS),
-    help=f"Grow the holdout (up to {MAX_HOLDOUT_FRACTION:.0%} of rows) until it holds this "
-    "many frauds; 0: do not.",
-)
-@click.option(
-    "--min-improvement",
-    type=float,
-    show_default=str(PromotionRule.min_improvement),
-    help="F1 gain needed to promote.",
-)
-@click.option(
-    "--max-precision-drop",
-    type=float,
-    show_default=str(PromotionRule.max_precision_drop),
-    help="Largest precision loss a promotion may bring.",
-)
-@click.option(
-    "--lookback-days",
-    default=30.0,
-    show_default=True,
-    help="Add labelled production rows logged in this many days (DATABASE_URL); 0 for none.",
-)
-@click.option(
-    "--algorithm",
-    type=click.Choice([*ALGORITHMS, "auto"]),
-    default="rf",
-    show_default=True,
-    help="Challenger family; auto trains each and keeps the best on history-only validation.",
-)
-@click.option(
-    "--min-confidence",
-    type=click.FloatRange(0.5, 0.999),
-    show_default=str(PromotionRule.min_confidence),
-    help="Promote only if the paired-bootstrap gain's lower bound at this confidence is > 0.",
-)
-@click.option(
-    "--gate-metric",
-    type=click.Choice(GATE_METRICS),
-    show_default=PromotionRule.gate_metric,
-    help="Metric whose paired gain the gate bounds (pr_auc: free of the threshold's noise).",
-)
-@click.option(
-    "--rule-only", is_flag=True, help="Decide by the F1/precision rule alone, no bootstrap."
-)
-@click.option(
-    "--max-production-legit",
-    type=click.IntRange(min=0),
-    default=MAX_PRODUCTION_LEGIT,
-    show_default=True,
-    help="Labelled legitimate production rows sampled for training (every fraud is kept; "
-    "sampled rows are weighted by the inverse sampling rate).",
-)
-@click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
-@click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(path_type=Path),
-    help="Also write the Markdown report here.",
-)
-def retrain_command(
-    data_uri: str | None,
-    store_uri: str | None,
-    model_name: str | None,
-    min_samples: int | None,
-    holdout_fraction: float | None,
-    holdout_frauds: int | None,
-    min_improvement: float | None,
-    max_precision_drop: float | None,
-    lookback_days: float,
-    algorithm: Algorithm | Literal["auto"],
-    min_confidence: float | None,
-    gate_metric: str | None,
-    rule_only: bool,
-    max_production_legit: int,
-    force_promotion: bool,
-    dry_run: bool,
-    report_path: Path | None,
-) -> None:
-    """Train a challenger, score it and the champion on the same recent rows, and decide."""
-    settings = training_settings(model_store=store_uri, model_name=model_name, data=data_uri)
-    rule = PromotionRule(
-        **given(
-            min_improvement=min_improvement,
-            max_precision_drop=max_precision_drop,
-            min_confidence=min_confidence,
-            gate_metric=gate_metric,
-        ),
-        force=force_promotion,
-        paired_bootstrap=not rule_only,
-    )
-    registry = open_registry(settings)
-    df, source = load_command_data(settings, False, 0, **given(min_samples=min_samples))
-    holdout = size_holdout(df, **given(least=holdout_fraction, wanted=holdout_frauds))
-    production = with_production_rows(
-        df,
-        _production_rows(settings, lookback_days, max_production_legit),
-        holdout=holdout,
-        **given(min_samples=min_samples),
-    )
-    if production.rows:
-        err.print(
-            f"Added {production.rows:,} labelled production rows from the prediction log "
-            f"(of {production.labelled:,} labelled)"
-        )
-    with tree_progress("Growing challenger trees") as on_trees:
-        result = retrain(
-            df,
-            registry,
-            rule,
-            source=source,
-            holdout=holdout,
-            dry_run=dry_run,
-            on_trees=on_trees,
-            production=production,
-            algorithm=algorithm,
-            options=TrainingOptions(commit=settings.github_sha),
-        )
-    if not dry_run:
-        mirror_to_mlflow(registry, settings.mlflow_tracking_uri)
-    if report_path:
-        report_path.write_text(_saved_report(result, report_path))
-    click.echo(result.report)  # Markdown: never wrapped to the terminal width
-    where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
-    out.print(f"Decision: {result.decision.action}; {where}.")
-
-
-def _saved_report(result: RetrainResult, report_path: Path) -> str:
-    """The report for `report_path`, with the PR curves written beside it when there are
-    any, so its image link resolves."""
-    if result.pr_curves is None:
-        return result.report
-    plot = report_path.with_name(f"{report_path.stem}_pr_curves.png")
-    plot.write_bytes(result.pr_curves)
-    return with_pr_curves(result.report, plot.name)
-
-
-def _production_rows(settings: Settings, lookback_days: float, max_legit: int) -> ProductionSample:
-    """Recent labelled rows of the prediction log, sampled; none (with a warning) when it
-    cannot be read."""
-    try:
-        return recent_labelled_rows(open_sink(settings.database_url), lookback_days, max_legit)
-    except PredictionLogError as exc:
-        err.print(f"[yellow]warning:[/yellow] no production rows: {exc}", highlight=False)
-        return NO_PRODUCTION

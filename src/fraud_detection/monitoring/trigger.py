@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from ..errors import TriggerError
+from ..errors import FraudError, TriggerError
 from ..registry import CHAMPION, Registry
 from .drift import MonitorResult
 
@@ -69,7 +69,7 @@ def act_on_drift(
     *,
     now: datetime,
     cooldown: timedelta = COOLDOWN,
-    retrain: Callable[[], int],
+    retrain: Callable[[], object],
     dispatch: WorkflowDispatch | None,
 ) -> str | None:
     """Start a retrain when drift was detected and no trigger fired within the cooldown.
@@ -94,7 +94,8 @@ def act_on_drift(
             )
         dispatch.send(reason)
     else:
-        code = retrain()
-        if code != 0:
-            raise TriggerError(f"the drift-triggered retrain failed (exit {code})")
+        try:
+            retrain()
+        except FraudError as exc:
+            raise TriggerError(f"the drift-triggered retrain failed: {exc}") from exc
     return TRIGGERED
