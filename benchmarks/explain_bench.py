@@ -42,7 +42,7 @@ def family_costs(data: Path) -> list[str]:
     from fraud_detection.data import load_dataset, time_split
     from fraud_detection.explain import build_explainer
     from fraud_detection.export import export_onnx
-    from fraud_detection.families import ALGORITHMS, FAMILY_DEFAULTS
+    from fraud_detection.families import ALGORITHMS, FAMILIES
     from fraud_detection.schema import FEATURES
     from fraud_detection.training import MODEL_FEATURES, features_and_label, fit_model
     from fraud_detection.tree_arrays import read_tree_arrays, route, with_cover
@@ -57,7 +57,7 @@ def family_costs(data: Path) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for algorithm in ALGORITHMS:
-        model = fit_model(x, y, FAMILY_DEFAULTS[algorithm], MODEL_FEATURES, algorithm=algorithm)
+        model = fit_model(x, y, FAMILIES[algorithm].params(), MODEL_FEATURES, algorithm=algorithm)
         onnx_bytes = with_cover(export_onnx(model), x)
         started = time.perf_counter()
         explainer = build_explainer(onnx_bytes, list(FEATURES), x[:50])

@@ -4,7 +4,8 @@ Three expanding-window folds: each validates on the next 15% of history after th
 was fitted on. The test slice (last 20% by time) is never read by the search. This is where
 training.DEFAULT_PARAMS comes from. Usage: python benchmarks/hparam_search.py [--data PATH]
 
-With --families: a small grid per model family (families.FAMILY_DEFAULTS comes from here);
+With --families: a small grid per model family (each family's DEFAULTS, in
+fraud_detection/families/, comes from here);
 the best configuration of each family is then trained as `fraud train` does, in a fresh
 process, and scored once on the test slice.
 """
@@ -20,7 +21,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from fraud_detection.data import load_dataset, time_split
-from fraud_detection.families import ALGORITHMS, FAMILY_DEFAULTS, Algorithm
+from fraud_detection.families import ALGORITHMS, FAMILIES, Algorithm
 from fraud_detection.inference import onnx_session
 from fraud_detection.schema import FEATURES
 from fraud_detection.training import (
@@ -65,8 +66,8 @@ def folds(n: int, k: int = 3, fraction: float = 0.15) -> list[tuple[slice, slice
     ]
 
 
-XGB = FAMILY_DEFAULTS["xgboost"]
-LGBM = FAMILY_DEFAULTS["lightgbm"]
+XGB = FAMILIES["xgboost"].params()
+LGBM = FAMILIES["lightgbm"].params()
 FAMILY_GRID: dict[Algorithm, list[dict[str, Any]]] = {
     "rf": [DEFAULT_PARAMS, {**DEFAULT_PARAMS, "min_samples_leaf": 5}],
     "xgboost": [XGB, {**XGB, "max_depth": 6, "learning_rate": 0.1, "n_estimators": 200}],
@@ -215,7 +216,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.families:
-        grid = {a: [FAMILY_DEFAULTS[a]] for a in ALGORITHMS} if args.defaults_only else FAMILY_GRID
+        grid = (
+            {a: [FAMILIES[a].params()] for a in ALGORITHMS} if args.defaults_only else FAMILY_GRID
+        )
         families_main(str(args.data), args.n_jobs, grid)
         return
     history, _ = time_split(load_dataset(str(args.data)))

@@ -22,20 +22,14 @@ from .calibration import calibrate
 from .data import dataset_fingerprint, time_split
 from .evaluation import CostModel, ThresholdRule, choose_threshold, classification_metrics
 from .export import check_parity, export_onnx
-from .families import (
-    ALGORITHMS,
-    ESTIMATOR_NAMES,
-    FAMILY_DEFAULTS,
-    Algorithm,
-    TreeCallback,
-    fit_estimator,
-)
-from .families import DEFAULT_PARAMS as DEFAULT_PARAMS  # the forest's, as the notebook names it
+from .families import ALGORITHMS, FAMILIES, Algorithm, TreeCallback, rf
 from .reference import build_reference
 from .report import plot_confusion, plot_pr_curves, training_report
 from .schema import FEATURES, LABEL
 from .tree_arrays import with_cover
 
+DEFAULT_PARAMS = rf.DEFAULTS
+"""The forest's defaults, by the name the notebook, the tests and the benchmarks use."""
 MODEL_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f != "Time")
 """What the forest sees. `Time` is accepted on input but not used: every later transaction
 lies past the training range, so splits on absolute time cannot generalise."""
@@ -47,7 +41,7 @@ class TrainingOptions:
 
     algorithm: Algorithm = "rf"
     params: dict[str, Any] | None = None
-    """None means the family's defaults (families.FAMILY_DEFAULTS)."""
+    """None means the family's defaults (`Family.defaults`)."""
     model_features: tuple[str, ...] = MODEL_FEATURES
     history_fraction: float = 0.8
     validation_fraction: float = 0.2
@@ -61,7 +55,7 @@ class TrainingOptions:
     @property
     def family_params(self) -> dict[str, Any]:
         """The hyperparameters this run fits with."""
-        return dict(FAMILY_DEFAULTS[self.algorithm] if self.params is None else self.params)
+        return FAMILIES[self.algorithm].params() if self.params is None else dict(self.params)
 
 
 @dataclass(frozen=True)
@@ -101,9 +95,8 @@ def fit_model(
     """Column selection then the classifier, as one pipeline over the full 30-field input."""
     columns = [FEATURES.index(name) for name in model_features]
     select = ColumnTransformer([("features", "passthrough", columns)], remainder="drop").fit(x)
-    classifier = fit_estimator(
-        algorithm, select.transform(x), y, params, n_jobs, on_trees, sample_weight
-    )
+    fit = FAMILIES[algorithm].fit
+    classifier = fit(select.transform(x), y, params, n_jobs, on_trees, sample_weight)
     # The step keeps its historical name: stored pipelines of every family read alike.
     return Pipeline([("select", select), ("forest", classifier)])
 
@@ -209,11 +202,13 @@ def library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "skl2onnx": skl2onnx.__version__,
-        # Read from the installed metadata: importing the boosters would load OpenMP for
-        # nothing when a forest is trained.
-        "xgboost": metadata.version("xgboost-cpu"),
-        "lightgbm": metadata.version("lightgbm"),
-        "onnxmltools": metadata.version("onnxmltools"),
+        # Each family's own, read from the installed metadata: importing the boosters would
+        # load OpenMP for nothing when a forest is trained.
+        **{
+            library: metadata.version(distribution)
+            for family in FAMILIES.values()
+            for library, distribution in family.libraries.items()
+        },
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
@@ -293,7 +288,7 @@ def train_on(
 
     manifest: dict[str, Any] = {
         "model_name": model_name,
-        "algorithm": ESTIMATOR_NAMES[options.algorithm],
+        "algorithm": FAMILIES[options.algorithm].estimator,
         "family": options.algorithm,
         "params": params,
         "threshold": threshold,
