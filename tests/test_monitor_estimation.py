@@ -4,6 +4,7 @@ before calibration maps existed."""
 
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from click.testing import CliRunner
 from test_calibration import FAST, without_calibration
 from test_monitoring import labels, pushed, pushgateway, reference, run, window  # noqa: F401
 
+from fraud_detection.calibration import FILE, load_map
 from fraud_detection.cli import cli
 from fraud_detection.config import Settings
 from fraud_detection.data import make_synthetic, time_split
+from fraud_detection.log_record import LOG_COLUMNS, LabelRecord
 from fraud_detection.monitoring import push_gauges
 from fraud_detection.monitoring.estimation import (
     Expected,
@@ -26,6 +29,7 @@ from fraud_detection.monitoring.status import Estimate, Status, unknown
 from fraud_detection.registry import Registry
 from fraud_detection.schema import FEATURES
 from fraud_detection.serving import close_app, create_app
+from fraud_detection.sql_sink import open_sink
 from fraud_detection.store import open_store
 from fraud_detection.training import train_on
 
@@ -257,3 +261,87 @@ def test_a_version_trained_before_calibration_maps_serves_and_is_estimation_unav
     names = {name for name, _ in pushed(pushgateway, "fraud-detector")}
     assert not {n for n in names if n.startswith("model_estimated")}
     assert np.isfinite(result["metrics"]["rows"])
+
+
+def mature_log(tmp_path: Path, extra_missed_frauds: int) -> tuple[Path, str, str]:
+    """A store whose champion has a map, and a log judged as of AS_OF: 20,000 rows in the
+    mature window (61 to 66 days earlier) labelled by drawing each from its calibrated
+    probability (so calibration holds by construction), plus `extra_missed_frauds` unflagged
+    low-score rows turned fraud (so it does not), and 5,000 recent unlabelled rows."""
+    df = make_synthetic(rows=20_000, seed=3)
+    history, test = time_split(df, 0.8)
+    registry = Registry(open_store(str(tmp_path / "store")), "fraud-detector")
+    trained = train_on(history, test, FAST, data=df, source="s", model_name="fraud-detector")
+    registry.promote(
+        str(registry.register(trained.files, trained.manifest)["version"]), reason="champion"
+    )
+    cal = load_map(trained.files[FILE])
+    threshold = float(trained.manifest["threshold"])
+    rng = np.random.default_rng(21)
+    as_of = datetime(2026, 6, 1)
+    rows, labels, learnt = [], {}, {}
+    for i, mature in enumerate([True] * 20_000 + [False] * 5_000):
+        score = rng.beta(6, 2) if rng.random() < 0.003 else rng.beta(0.3, 30)
+        days = rng.uniform(61, 66) if mature else rng.uniform(1, 6)
+        at = as_of - timedelta(days=days)
+        values = {
+            **dict(zip(FEATURES, rng.normal(size=len(FEATURES)).tolist(), strict=True)),
+            "transaction_id": f"t{i}",
+            "created_at": at,
+            "endpoint": "predict",
+            "variant": "champion",
+            "model_version": "1",
+            "probability": float(score),
+            "is_fraud": bool(score >= threshold),
+            "threshold": threshold,
+            "latency_ms": 1.0,
+            "explanation": None,
+            "event_time": at,
+        }
+        rows.append(tuple(values[c] for c in LOG_COLUMNS))
+        if mature:
+            labels[f"t{i}"] = int(rng.random() < cal.apply(np.array([score]))[0])
+            learnt[f"t{i}"] = at + timedelta(days=1)
+    quiet = [
+        t
+        for t, (r, label) in enumerate(zip(rows, labels.values(), strict=False))
+        if not r[LOG_COLUMNS.index("is_fraud")] and label == 0
+    ]
+    for t in quiet[:extra_missed_frauds]:
+        labels[f"t{t}"] = 1
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    sink = open_sink(url)
+    sink.write(rows)
+    sink.store_labels([LabelRecord(t, label, observed_at=learnt[t]) for t, label in labels.items()])
+    sink.close()
+    return tmp_path / "store", url, as_of.isoformat()
+
+
+@pytest.mark.parametrize("extra_missed_frauds", [0, 40])
+def test_mature_rows_carry_the_estimate_for_the_same_rows_and_a_gap_flags_calibration_drift(
+    tmp_path: Path, extra_missed_frauds: int
+) -> None:
+    store, url, as_of = mature_log(tmp_path, extra_missed_frauds)
+    result = monitor_json(store, url, "--as-of", as_of, "--report", str(tmp_path / "m.md"))
+    estimation = result["estimation"]
+    recall = result["figures"]["recall"]
+    # Measured on the mature rows, with the estimate for those very rows beside it.
+    assert recall["status"] == "measured"
+    assert recall["estimate"] == estimation["mature"]["recall"]
+    assert estimation["gaps"]["recall"] == pytest.approx(
+        recall["value"] - estimation["mature"]["recall"]["value"]
+    )
+    # The recent window has no mature row: what it holds is estimated, never measured.
+    assert estimation["rows"] == 5_000
+    assert estimation["window"]["recall"]["value"] != recall["value"]
+    report = (tmp_path / "m.md").read_text()
+    assert "On the mature window's 20,000 rows" in report
+    drifted = [r for r in result["reasons"] if r.startswith("calibration drift")]
+    if extra_missed_frauds:
+        assert estimation["calibration_drift"] is True
+        assert drifted and "outside the estimate's 99% interval" in drifted[0]
+        assert result["drift_detected"] is True
+        assert "Calibration: **drifted**" in report
+    else:
+        assert estimation["calibration_drift"] is False and not drifted
+        assert "Calibration: holds" in report

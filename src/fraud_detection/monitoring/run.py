@@ -53,7 +53,9 @@ def monitor_champion(
     horizon = Horizon(end, maturity)
     counts, variants = count_log(sink, start, reference, version, horizon)
     result = judge(counts, reference, manifest, rule, period=(start, end), horizon=horizon)
-    estimation = estimate_window(registry, sink, result, variants, (start, end))
+    estimation = estimate_window(
+        registry, sink, result, variants, (start, end), counts.settled_variants
+    )
     by_variant = metrics_by_variant(variants, counts.settled_variants)
     return Monitoring(result.with_estimation(estimation), by_variant)
 
@@ -64,15 +66,14 @@ def estimate_window(
     result: MonitorResult,
     variants: Mapping[tuple[str, str], Tally],
     period: tuple[datetime, datetime],
+    settled_variants: Mapping[tuple[str, str], Tally] | None = None,
 ) -> Estimation:
     """The window's figures estimated from calibrated scores, each served version's rows
-    through its own map; judged as of a moment, the mature window's too, beside the figures
-    measured on its rows."""
-    served: dict[str, int] = {}
-    for (variant, version), tally in variants.items():
-        if variant != SHADOW:
-            served[version] = served.get(version, 0) + tally.rows
-    maps, missing = load_maps(registry, sorted(served))
+    through its own map; judged as of a moment, the mature window's too (`settled_variants`:
+    its tallies), beside the figures measured on its rows."""
+    served = _served_rows(variants)
+    versions = set(served) | set(_served_rows(settled_variants or {}))
+    maps, missing = load_maps(registry, sorted(versions, key=lambda v: (len(v), v)))
     knots = {version: cal.x for version, cal in maps.items()}
     rule, settled = result.rule, result.settled
     mature = measured = None
@@ -92,3 +93,12 @@ def estimate_window(
         mature=mature,
         measured=measured,
     )
+
+
+def _served_rows(variants: Mapping[tuple[str, str], Tally]) -> dict[str, int]:
+    """Rows per model version of every variant but shadow."""
+    served: dict[str, int] = {}
+    for (variant, version), tally in variants.items():
+        if variant != SHADOW:
+            served[version] = served.get(version, 0) + tally.rows
+    return served
