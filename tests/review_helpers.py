@@ -29,6 +29,7 @@ def prediction(
     variant: str = "champion",
     version: str = "1",
     at: datetime | None = None,
+    event_time: datetime | None = None,
 ) -> dict[str, Any]:
     """One logged prediction: flagged when `probability` reaches `threshold`."""
     flagged = probability >= threshold
@@ -44,7 +45,7 @@ def prediction(
         "threshold": threshold,
         "latency_ms": 1.0,
         "explanation": json.dumps(EXPLANATION) if flagged else None,
-        "event_time": None,
+        "event_time": event_time,
     }
 
 

@@ -5,11 +5,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, select, text
 
+from fraud_detection.log_record import LabelRecord
 from fraud_detection.prediction_log import (
     ensure_schema,
     feedback,
+    index_names,
     label_history,
     metadata,
     open_engine,
@@ -18,12 +20,15 @@ from fraud_detection.prediction_log import (
 )
 from fraud_detection.review_policy import Alert, queue_key
 from fraud_detection.serving.review.queue import (
+    REVIEW,
     QueueFilter,
+    alert_for,
     day_counts,
     neighbour,
     queue_page,
     queue_query,
     read_alert,
+    undo_last,
 )
 from review_helpers import log_predictions, prediction
 
@@ -58,11 +63,29 @@ def test_queue_is_the_open_alerts_in_the_review_policys_order(engine: Engine) ->
     _mixed_log(engine)
     page = queue_page(engine, QueueFilter())
     expected = sorted(
-        (Alert(r.transaction_id, r.probability, r.created_at) for r in page.rows), key=queue_key
+        (Alert(r.transaction_id, r.probability, r.at) for r in page.rows), key=queue_key
     )
     assert [r.transaction_id for r in page.rows] == [a.transaction_id for a in expected]
     assert [r.transaction_id for r in page.rows] == ["c", "a", "b", "g", "d"]
     assert not page.has_next
+
+
+def test_the_queue_orders_by_when_alerts_happened(engine: Engine) -> None:
+    """A transaction's event time, when it has one, places it; else when it was received."""
+    now = utc_now()
+    log_predictions(
+        engine,
+        [
+            prediction("late", 0.9, at=now, age=timedelta(hours=1)),
+            prediction("early", 0.9, at=now, event_time=now - timedelta(days=2)),
+        ],
+    )
+    rows = queue_page(engine, QueueFilter()).rows
+    assert [r.transaction_id for r in rows] == ["early", "late"]
+    assert rows[0].at == now - timedelta(days=2)
+    two_days_ago = QueueFilter(day=(now - timedelta(days=2)).date())
+    assert [r.transaction_id for r in queue_page(engine, two_days_ago).rows] == ["early"]
+    assert day_counts(engine, (now - timedelta(days=2)).date()).alerts == 1
 
 
 def test_queue_filters_by_status_day_version_and_id(engine: Engine) -> None:
@@ -137,12 +160,13 @@ def test_an_older_log_gains_the_alert_indexes_and_a_history_of_its_labels(
     """A log made before the review page: no label_history table and no alert indexes."""
     with engine.begin() as conn:
         label_history.drop(conn)
-        for name in ("ix_predictions_alerts_queue", "ix_predictions_alerts_day"):
+        for name in ("ix_predictions_alert_order", "ix_predictions_alert_day"):
             conn.execute(text(f"DROP INDEX {name}"))
     _mixed_log_without_history(engine)
     ensure_schema(engine)
-    names = {i["name"] for i in inspect(engine).get_indexes("predictions")}
-    assert {"ix_predictions_alerts_queue", "ix_predictions_alerts_day"} <= names
+    with engine.connect() as conn:
+        names = index_names(conn, "predictions")
+    assert {"ix_predictions_alert_order", "ix_predictions_alert_day"} <= names
     with engine.connect() as conn:
         history = conn.execute(select(label_history.c.transaction_id, label_history.c.label))
         assert history.all() == [("h", 1)]
@@ -165,5 +189,61 @@ def test_the_queue_walks_the_alert_index_on_sqlite(tmp_path: Path) -> None:
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
         plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-    assert "USING INDEX ix_predictions_alerts_queue" in plan, plan
+    assert "USING INDEX ix_predictions_alert_order" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+def _review(tid: str, label: int, reviewer: str = "Ann") -> list[LabelRecord]:
+    return [LabelRecord(tid, label, source=REVIEW, reviewer=reviewer)]
+
+
+def _current(engine: Engine, tid: str) -> tuple[int, str, str | None] | None:
+    f = feedback.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(f.label, f.source, f.reviewer).where(f.transaction_id == tid)
+        ).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def test_undo_puts_back_the_label_from_before_or_none(engine: Engine) -> None:
+    _mixed_log(engine)
+    store_labels(engine, {"a": 0})  # an earlier label, from /feedback
+    store_labels(engine, _review("a", 1))
+    store_labels(engine, _review("b", 1))
+    assert undo_last(engine, "Ann") == "b"
+    assert _current(engine, "b") is None  # b had no label before: it is open again
+    assert [r.transaction_id for r in queue_page(engine, QueueFilter()).rows].count("b") == 1
+    assert undo_last(engine, "Ann") == "a"
+    assert _current(engine, "a") == (0, "other", None)
+    assert undo_last(engine, "Ann") is None  # nothing of Ann's stands any more
+    alert = read_alert(engine, queue_page(engine, QueueFilter(status="reviewed")).rows[-1].id)
+    assert alert is not None
+
+
+def test_undo_takes_back_only_the_reviewers_own_labels(engine: Engine) -> None:
+    _mixed_log(engine)
+    store_labels(engine, _review("a", 1, reviewer="Ann"))
+    store_labels(engine, _review("b", 0, reviewer="Bob"))
+    assert undo_last(engine, "Ann") == "a"
+    assert _current(engine, "b") == (0, REVIEW, "Bob")
+
+
+def test_undo_leaves_a_label_stored_since_as_the_current_one(engine: Engine) -> None:
+    _mixed_log(engine)
+    store_labels(engine, _review("a", 0))
+    store_labels(engine, [LabelRecord("a", 1, source="chargeback")])
+    assert undo_last(engine, "Ann") == "a"
+    assert _current(engine, "a") == (1, "chargeback", None)
+    history = read_alert(engine, _alert_id(engine, "a"))
+    assert history is not None
+    assert [(h.source, h.undone_at is not None) for h in history.history] == [
+        (REVIEW, True),
+        ("chargeback", False),
+    ]
+
+
+def _alert_id(engine: Engine, tid: str) -> int:
+    found = alert_for(engine, tid)
+    assert found is not None
+    return found

@@ -35,9 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex
 
 from .errors import PredictionLogError
-from .log_record import LOG_COLUMNS, Labels, label_records
+from .log_record import LOG_COLUMNS, SHADOW, Labels, label_records
 from .log_record import utc_now as utc_now  # the log's clock, where it has always been
 from .prediction_sink import PRUNE_BATCH
 from .schema import FEATURES, LABEL
@@ -105,25 +106,23 @@ label_history = Table(
     Index("ix_label_history_reviewer", "reviewer", "id"),
 )
 
-ALERT = (predictions.c.is_fraud == true()) & (predictions.c.variant != "shadow")
+HAPPENED = func.coalesce(predictions.c.event_time, predictions.c.created_at)
+"""When a logged transaction happened: its event time, else when it was received."""
+ALERT = (predictions.c.is_fraud == true()) & (predictions.c.variant != SHADOW)
 """A flagged row that was answered (a shadow model's flags reach no one): an analyst's alert."""
 # Partial indexes: only the alerts (about 0.2% of rows) pay for them on insert. The review
-# queue walks the first in the review policy's order; its day counts and day filter the second.
+# queue walks the first in the review policy's order (score, then when it happened); its day
+# counts and day filter the second.
 Index(
-    "ix_predictions_alerts_queue",
+    "ix_predictions_alert_order",
     predictions.c.probability.desc(),
-    predictions.c.created_at,
+    HAPPENED,
     predictions.c.transaction_id,
     predictions.c.id,
     sqlite_where=ALERT,
     postgresql_where=ALERT,
 )
-Index(
-    "ix_predictions_alerts_day",
-    predictions.c.created_at,
-    sqlite_where=ALERT,
-    postgresql_where=ALERT,
-)
+Index("ix_predictions_alert_day", HAPPENED, sqlite_where=ALERT, postgresql_where=ALERT)
 
 
 def normalise_url(url: str) -> str:
@@ -205,19 +204,27 @@ def _add_column(engine: Engine, table: str, column: Column[Any]) -> str:
 def _add_indexes(engine: Engine) -> None:
     """Create the indexes later versions introduced on older tables. On a big log each is one
     pass over the table while writers wait (the log writer buffers): run it on a quiet hour."""
-    existing = inspect(engine)
-    for table in metadata.sorted_tables:
-        have = {index["name"] for index in existing.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name in have:
-                continue
-            try:
-                index.create(engine)
-            except SQLAlchemyError:
-                # Another worker created it between the check and the CREATE: fine.
-                if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
-                    raise
-            log.info("prediction log: added index %s", index.name)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            have = index_names(conn, table.name)
+            for index in table.indexes:
+                if index.name not in have:
+                    # IF NOT EXISTS: another worker may create it between the check and here.
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+                    log.info("prediction log: added index %s", index.name)
+
+
+def index_names(conn: Connection, table: str) -> set[str]:
+    """The names of a table's indexes, expression indexes included (which SQLAlchemy's
+    inspector skips on SQLite)."""
+    if conn.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"
+    else:
+        query = (
+            "SELECT indexname FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename = :t"
+        )
+    return {str(name) for (name,) in conn.execute(text(query), {"t": table})}
 
 
 def _backfill_history(engine: Engine) -> None:
@@ -340,8 +347,6 @@ def store_labels(engine: Engine, labels: Labels) -> None:
         raise PredictionLogError(f"prediction log unavailable: {error_reason(exc)}") from exc
 
 
-HAPPENED = func.coalesce(predictions.c.event_time, predictions.c.created_at)
-"""When a logged transaction happened: its event time, else when it was received."""
 LEARNT = func.coalesce(feedback.c.observed_at, feedback.c.received_at)
 """When a label was learnt: its observed_at, else when it was received."""
 

@@ -28,6 +28,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, 
 
 from ...config import Settings
 from ...errors import PredictionLogError, RequestError
+from ...log_record import LabelRecord
 from ...prediction_log import utc_now
 from ...schema import FEATURES
 from ...sql_sink import SqlSink
@@ -38,6 +39,7 @@ from . import access
 from .chart import explanation_chart
 from .queue import (
     PAGE_SIZE,
+    REVIEW,
     QueueFilter,
     alert_for,
     day_counts,
@@ -242,7 +244,8 @@ def label(alert_id: int) -> Any:
     if found is None:
         raise NotFound(f"No alert has the id {alert_id}.")
     tid = found.row.transaction_id
-    current_plane().feedback({tid: LABELS[decision]})
+    reviewer = access.reviewer()
+    current_plane().feedback([LabelRecord(tid, LABELS[decision], REVIEW, reviewer=reviewer)])
     flash(f"{tid} labelled {'fraud' if LABELS[decision] else 'legitimate'}.")
     following = neighbour(engine, where, found.row, after=True)
     args = _filter_args(where)

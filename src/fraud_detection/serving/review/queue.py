@@ -22,8 +22,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal,
-    null,
     or_,
     select,
     update,
@@ -35,6 +33,7 @@ from sqlalchemy.sql import operators
 from ...errors import PredictionLogError
 from ...prediction_log import (
     ALERT,
+    HAPPENED,
     error_reason,
     feedback,
     is_logging,
@@ -57,7 +56,8 @@ class QueueFilter:
 
     status: Status = "open"
     day: date | None = None
-    """The UTC day the alert was raised (received)."""
+    """The UTC day the alert happened (its event time, else when it was received), the day
+    the review policy counts it against."""
     version: str | None = None
     search: str | None = None
     """A transaction id, or its beginning."""
@@ -71,8 +71,8 @@ class QueueFilter:
             terms.append(labelled)
         if self.day is not None:
             start = datetime.combine(self.day, datetime.min.time())
-            terms.append(predictions.c.created_at >= start)
-            terms.append(predictions.c.created_at < start + timedelta(days=1))
+            terms.append(HAPPENED >= start)
+            terms.append(HAPPENED < start + timedelta(days=1))
         if self.version:
             terms.append(predictions.c.model_version == self.version)
         if self.search:
@@ -97,7 +97,8 @@ class QueueRow:
 
     id: int
     transaction_id: str
-    created_at: datetime
+    at: datetime
+    """When it happened: its event time, else when it was received."""
     amount: float
     probability: float
     threshold: float
@@ -138,6 +139,7 @@ class Alert:
     """One alert with everything its page shows."""
 
     row: QueueRow
+    received_at: datetime
     features: dict[str, float]
     explanation: list[Contribution]
     expected_value: float | None
@@ -148,7 +150,7 @@ class Alert:
 _QUEUE_COLUMNS = (
     predictions.c.id,
     predictions.c.transaction_id,
-    predictions.c.created_at,
+    HAPPENED,
     predictions.c.Amount,
     predictions.c.probability,
     predictions.c.threshold,
@@ -159,16 +161,16 @@ _QUEUE_COLUMNS = (
     .scalar_subquery(),
 )
 # The review policy's order (the id last makes it total over rows of one transaction).
-_KEY = (predictions.c.probability, predictions.c.created_at, predictions.c.transaction_id)
+_KEY = (predictions.c.probability, HAPPENED, predictions.c.transaction_id)
 _ORDER = (*queue_order(*_KEY), predictions.c.id.asc())
 
 
 def _queue_row(row: Sequence[Any]) -> QueueRow:
-    tid, created_at, amount, probability, threshold, version, variant = row[1:8]
+    tid, at, amount, probability, threshold, version, variant = row[1:8]
     return QueueRow(
         int(row[0]),
         str(tid),
-        created_at,
+        at,
         float(amount),
         float(probability),
         float(threshold),
@@ -207,13 +209,11 @@ def queue_page(engine: Engine, where: QueueFilter, page: int = 1) -> QueuePage:
 
 
 def day_counts(engine: Engine, day: date) -> DayCounts:
-    """The alerts raised on `day` (UTC) and how many of them have a label."""
+    """The alerts of `day` (UTC, as the day filter reads it) and how many have a label."""
     start = datetime.combine(day, datetime.min.time())
     labelled = exists().where(feedback.c.transaction_id == predictions.c.transaction_id)
     query = select(func.count(), func.count().filter(labelled)).where(
-        ALERT,
-        predictions.c.created_at >= start,
-        predictions.c.created_at < start + timedelta(days=1),
+        ALERT, HAPPENED >= start, HAPPENED < start + timedelta(days=1)
     )
     try:
         with engine.connect() as conn:
@@ -228,7 +228,7 @@ def day_counts(engine: Engine, day: date) -> DayCounts:
 def neighbour(engine: Engine, where: QueueFilter, alert: QueueRow, after: bool) -> int | None:
     """The id of the alert just after (or before) `alert` in the filtered queue's order."""
     p, at, tid, i = (*_KEY, predictions.c.id)
-    key = (alert.probability, alert.created_at, alert.transaction_id, alert.id)
+    key = (alert.probability, alert.at, alert.transaction_id, alert.id)
     # Later in the order: a lower score, or the same score and a later time, and so on.
     later = or_(
         p < key[0],
@@ -250,7 +250,10 @@ def read_alert(engine: Engine, alert_id: int) -> Alert | None:
     """The alert logged with this id, its features, explanation and labels; None when that
     row is not an alert (or not there)."""
     query = select(
-        *_QUEUE_COLUMNS, *(predictions.c[name] for name in FEATURES), predictions.c.explanation
+        *_QUEUE_COLUMNS,
+        predictions.c.created_at,
+        *(predictions.c[name] for name in FEATURES),
+        predictions.c.explanation,
     ).where(predictions.c.id == alert_id, ALERT)
     try:
         with engine.connect() as conn:
@@ -263,10 +266,12 @@ def read_alert(engine: Engine, alert_id: int) -> Alert | None:
             history = _history(conn, row.transaction_id)
     except SQLAlchemyError as exc:
         raise _fail(exc) from exc
-    values = found[len(_QUEUE_COLUMNS) : len(_QUEUE_COLUMNS) + len(FEATURES)]
+    received_at = found[len(_QUEUE_COLUMNS)]
+    values = found[len(_QUEUE_COLUMNS) + 1 : len(_QUEUE_COLUMNS) + 1 + len(FEATURES)]
     explained = _explanation(found[-1])
     return Alert(
         row,
+        received_at,
         dict(zip(FEATURES, map(float, values), strict=True)),
         [Contribution(**top) for top in explained.get("top_features", [])],
         explained.get("expected_value"),
@@ -296,32 +301,15 @@ def _explanation(text: str | None) -> dict[str, Any]:
 
 
 def _history(conn: Any, transaction_id: str) -> list[Label]:
-    """Every label the transaction had, oldest first; a log older than the history table
-    has only its current one."""
+    """Every label the transaction had, oldest first (a log gains its history table, with
+    the labels it already held, when the page's engine ensures the schema)."""
     h = label_history.c
-    if conn.dialect.has_table(conn, label_history.name):
-        rows = conn.execute(
-            select(h.label, h.source, h.reviewer, h.received_at, h.undone_at)
-            .where(h.transaction_id == transaction_id)
-            .order_by(h.id)
-        ).all()
-        if rows:
-            return [Label(*r) for r in rows]
-    f = feedback.c
-    current = conn.execute(
-        select(f.label, *_provenance(), f.received_at).where(f.transaction_id == transaction_id)
-    ).first()
-    return [Label(*current)] if current else []
-
-
-def _provenance() -> Sequence[ColumnElement[Any]]:
-    """feedback's source and reviewer as history has them ('other' and none in a log whose
-    feedback table predates issue 20's columns)."""
-    f = feedback.c
-    return (
-        f.source if "source" in f else literal("other"),
-        f.reviewer if "reviewer" in f else null(),
-    )
+    rows = conn.execute(
+        select(h.label, h.source, h.reviewer, h.received_at, h.undone_at)
+        .where(h.transaction_id == transaction_id)
+        .order_by(h.id)
+    ).all()
+    return [Label(*r) for r in rows]
 
 
 def alert_for(engine: Engine, transaction_id: str) -> int | None:
