@@ -1,8 +1,12 @@
 """The service under real gunicorn with two workers: metrics add up across workers."""
 
+import json
 import re
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -46,3 +50,90 @@ def test_two_workers_count_every_request_once(served: str) -> None:
     )
     assert health and float(health.group(1)) == 3
     assert 'url_rule="/predict"' not in text, "scoring routes have their own latency metric"
+
+
+@pytest.fixture(scope="module")
+def service(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service on the shared trained store, for tests that change nothing in it."""
+    with serve(trained_store, tmp_path_factory.mktemp("gunicorn-errors")) as url:
+        yield url
+
+
+def raw_exchange(url: str, *pieces: bytes, pause: float = 0.0) -> bytes:
+    """Send `pieces` as they are, `pause` seconds apart; everything answered until close."""
+    host, port = urlsplit(url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(pause)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def raw_answer(url: str, request: bytes) -> tuple[int, dict[str, str], object]:
+    """Send `request` as it is; gunicorn's status, headers and JSON body."""
+    head, _, body = raw_exchange(url, request).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+MANY_HEADERS = b"".join(b"X-%d: y\r\n" % i for i in range(120))
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "too_large"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + MANY_HEADERS + b"\r\n", 431, "too_large"),
+        (b"GARBAGE\r\n\r\n", 400, "invalid_request"),
+        (b"POST /predict HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "invalid_request"),
+    ],
+)
+def test_gunicorn_s_own_errors_answer_in_the_service_s_json_format(
+    service: str, request_bytes: bytes, status: int, code: str
+) -> None:
+    answered, headers, body = raw_answer(service, request_bytes)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    assert isinstance(body, dict) and body["error"]["code"] == code
+    assert body["error"]["message"] and body["error"]["field"] is None
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /v2/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + MANY_HEADERS + b"\r\n", 431),
+        (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+    ],
+)
+def test_gunicorn_s_own_errors_under_v2_take_the_inference_protocol_shape(
+    service: str, request_bytes: bytes, status: int
+) -> None:
+    answered, headers, body = raw_answer(service, request_bytes)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    assert isinstance(body, dict) and isinstance(body["error"], str) and body["error"]
+
+
+def test_a_request_arriving_in_pieces_is_served_whole(service: str) -> None:
+    body = json.dumps(transaction()).encode()
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    pieces = [head[:20], head[20:], body[:50], body[50:]]
+    answer = raw_exchange(service, *pieces, pause=0.3)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["model_version"] == "1"
+
+
+def test_pipelined_requests_on_one_connection_are_each_answered(service: str) -> None:
+    live = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(service, live * 3 + last)
+    assert answer.count(b"HTTP/1.1 200 OK") == 4
+    assert answer.endswith(b'{"ready":true}')

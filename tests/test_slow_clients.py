@@ -1,8 +1,9 @@
-"""Slow clients (a body announced, a few bytes sent, then silence) cannot starve the service:
-liveness probes keep answering, directly under gunicorn and behind the shipped nginx."""
+"""Slow clients (a head or a body begun, then silence) cannot starve the service: liveness
+and readiness probes keep answering, directly under gunicorn and behind the shipped nginx."""
 
 import runpy
 import socket
+import statistics
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -21,22 +22,50 @@ PROBES = 10
 PROBE_EVERY = 0.5
 STALLED_BODY = b'{"Time": 1'
 READ_TIMEOUT = runpy.run_path(str(REPO / "src/fraud_detection/gunicorn_conf.py"))["READ_TIMEOUT"]
+BODY_BEGUN = (
+    b"POST /predict HTTP/1.1\r\nHost: fraud\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n" + STALLED_BODY
+)
+# The head of issue 25: one header's name sent, its value never.
+HEAD_BEGUN = b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: "
+# Many stalled sockets, far more than the 2 workers x 8 threads they once took.
+MANY = 200
+# A probe answering within this (median) is one no client can starve; measured answers are
+# about 10 ms on a loaded 2-core machine, so the bound is a behaviour, not a speed claim.
+PROBE_BOUND_MS = 100.0
 
 
 @contextmanager
-def slow_clients(url: str, count: int) -> Iterator[list[socket.socket]]:
-    """`count` connections that announce a 100,000-byte body and send 10 bytes of it."""
+def slow_clients(url: str, count: int, sent: bytes = BODY_BEGUN) -> Iterator[list[socket.socket]]:
+    """`count` connections that send `sent` (by default a 100,000-byte body announced and
+    10 bytes of it) and then nothing."""
     host, port = urllib.parse.urlsplit(url).netloc.split(":")
     with ExitStack() as stack:
         clients = []
         for _ in range(count):
             client = stack.enter_context(socket.create_connection((host, int(port))))
-            client.sendall(
-                b"POST /predict HTTP/1.1\r\nHost: fraud\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 100000\r\n\r\n" + STALLED_BODY
-            )
+            client.sendall(sent)
             clients.append(client)
         yield clients
+
+
+def probe_times(url: str, rounds: int = 20) -> dict[str, list[float]]:
+    """Milliseconds of each liveness and readiness probe in `rounds` rounds; fails on any
+    probe that is not a 200 within the kubelet's timeout."""
+    times: dict[str, list[float]] = {"live": [], "ready": []}
+    for _ in range(rounds):
+        for probe, spent in times.items():
+            started = time.perf_counter()
+            response = requests.get(f"{url}/v2/health/{probe}", timeout=PROBE_TIMEOUT)
+            spent.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, f"{probe}: {response.status_code}"
+        time.sleep(0.1)
+    return times
+
+
+def assert_probes_unhurried(url: str) -> None:
+    for probe, spent in probe_times(url).items():
+        assert statistics.median(spent) < PROBE_BOUND_MS, f"{probe}: {sorted(spent)} ms"
 
 
 def probe_failures(url: str) -> list[str]:
@@ -75,3 +104,35 @@ def test_behind_nginx_many_stalled_clients_never_reach_the_workers(
     ):
         assert probe_failures(proxy) == []
         assert probe_failures(url) == []
+
+
+def test_many_stalled_heads_leave_probes_answering_at_once(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    with serve(trained_store, tmp_path) as url, slow_clients(url, MANY, HEAD_BEGUN) as clients:
+        assert_probes_unhurried(url)
+        # No thread ever held them: the worker's event loop ends each with a JSON 408.
+        for client in clients[:: MANY // 10]:
+            client.settimeout(READ_TIMEOUT + 20)
+            answer = client.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert b'"code": "timeout"' in answer
+
+
+def test_many_stalled_bodies_leave_probes_answering_at_once(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    with serve(trained_store, tmp_path) as url, slow_clients(url, MANY):
+        assert_probes_unhurried(url)
+
+
+def test_behind_nginx_many_stalled_heads_leave_probes_answering_at_once(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    with (
+        serve(trained_store, tmp_path) as url,
+        running_nginx([host_port(url)]) as proxy,
+        slow_clients(proxy, MANY, HEAD_BEGUN),
+    ):
+        assert_probes_unhurried(proxy)
+        assert_probes_unhurried(url)

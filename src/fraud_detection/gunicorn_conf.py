@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from fraud_detection.config import get_settings
+from fraud_detection.gunicorn_worker import READ_TIMEOUT
 
 _settings = get_settings()
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 wsgi_app = "fraud_detection.serving.wsgi:app"
 # Scoring is CPU-bound (onnxruntime with one intra-op thread) and holds the GIL, so extra
-# threads add no throughput; they are there for clients that stall. A thread reading a request
-# body blocks until the body is in: with 2 threads a worker, four clients announcing a body
-# and sending none of it took every thread and the liveness probes timed out. With 8, a
-# handful of stalled clients leaves threads free, and READ_TIMEOUT frees theirs. Many slow
-# clients are a proxy's job: deploy/nginx buffers whole requests before they reach gunicorn.
-worker_class = "gthread"
+# threads add no throughput. Slow clients no longer need them: the worker (gthread with its
+# event loop reading each request in first, gunicorn_worker.py) gives a request a thread only
+# once its head and Content-Length body have arrived, so a stalled head or body costs a
+# socket, not a thread; the 8 threads cover what a thread still reads itself (a chunked body,
+# one after Expect: 100-continue), bounded by READ_TIMEOUT. A proxy (deploy/nginx) still
+# buffers in front, and bounds how many sockets a client may hold.
+worker_class = "fraud_detection.gunicorn_worker.BufferingWorker"
 threads = 8
-# Longest wait for the next bytes of a request body; then the request fails with 400.
-READ_TIMEOUT = 10.0
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -51,7 +51,8 @@ def on_starting(server: Any) -> None:
 
 
 def pre_request(worker: Any, req: Any) -> None:
-    """Bound every read of the body: a stalled client loses its request, not a worker thread."""
+    """Bound every read of a body a thread reads itself: a stalled client loses its request,
+    not a worker thread."""
     # The worker hands the app a blocking socket with no timeout; werkzeug turns the timeout
     # of a read into a 400 (ClientDisconnected).
     req.unreader.sock.settimeout(READ_TIMEOUT)
