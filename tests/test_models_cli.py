@@ -2,6 +2,7 @@
 
 import json
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,23 @@ def test_unreachable_store_is_one_error_line_and_exit_1(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: s3://bucket/prefix/models/fraud-detector/")
     assert "Could not connect" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_mlflow_install_hint_keeps_its_brackets(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # no MLflow client installed
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file://{tmp_path}/mlruns")
+    result = run(registry, "promote", "2")
+    assert result.exit_code == 0, result.output
+    assert "pip install 'fraud-detection[mlflow]'" in result.stderr
+
+
+def test_store_text_in_a_table_is_shown_as_written(tmp_path: Path) -> None:
+    registry = Registry(open_store(str(tmp_path / "store")), NAME)
+    source = "s3://bucket/day[1]/[bold]x[/bold].csv"
+    manifest = {"threshold": 0.4, "algorithm": "[red]rf", "data": {"source": source}}
+    registry.register({"model.onnx": b"x"}, manifest)
+    result = run(registry, "show", "1")
+    assert result.exit_code == 0, result.output
+    assert source in result.stdout and "[red]rf" in result.stdout

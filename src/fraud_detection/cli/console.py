@@ -6,16 +6,16 @@ from typing import Any
 
 import click
 import pandas as pd
-from rich.console import Console
 
 from ..config import Settings
 from ..data import MIN_SAMPLES, load_dataset, make_synthetic, validate
 from ..fetch import fetch_dataset
 from ..mlflow_mirror import MirrorReport, sync
 from ..registry import Registry
+from ..terminal import console
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 
 def load_command_data(
@@ -24,7 +24,7 @@ def load_command_data(
     """The validated dataset a command works on (FRAUD_DATA, else the cached real dataset,
     or generated with --synthetic), and where it came from; progress and timing go to stderr."""
     if synthetic:
-        err.print("[yellow]Using SYNTHETIC data (--synthetic): not real transactions.[/yellow]")
+        err.print("Using SYNTHETIC data (--synthetic): not real transactions.", style="yellow")
         return make_synthetic(rows=synthetic_rows), f"synthetic:{synthetic_rows}"
     uri = str(fetch_dataset(settings.data_cache, data=settings.data))
     started = time.perf_counter()

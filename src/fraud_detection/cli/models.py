@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 import click
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from ..bootstrap import with_interval
@@ -17,6 +16,7 @@ from ..errors import FraudError, UsageError
 from ..manifests import describe_slice, lookup, manifest_diff, scored_slice
 from ..mlflow_mirror import sync
 from ..registry import CHAMPION, Registry, open_registry
+from ..terminal import console
 from .console import mirror_to_mlflow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,7 +73,7 @@ def _print(renderable: Any) -> None:
     # A console per call follows the current stdout and COLUMNS, as click's runner sets them;
     # piped output gets room for every column instead of rich's 80-column default.
     width = shutil.get_terminal_size((160, 24)).columns
-    Console(width=max(width, 120)).print(renderable)
+    console(width=max(width, 120)).print(renderable)
 
 
 @click.group()

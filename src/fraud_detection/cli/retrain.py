@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import click
+from rich.text import Text
 
 from ..config import Settings, training_settings
 from ..families import ALGORITHMS, Algorithm
@@ -55,7 +56,8 @@ def print_run(run: RetrainRun) -> None:
     decision (stdout)."""
     production, error = run.production, run.production_error
     if error:
-        err.print(f"[yellow]warning:[/yellow] no production rows: {error}", highlight=False)
+        warning = Text.assemble(("warning:", "yellow"), f" no production rows: {error}")
+        err.print(warning, highlight=False)
     if production.rows:
         err.print(
             f"Added {production.rows:,} labelled production rows from the prediction log "

@@ -10,9 +10,11 @@ import click
 from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..config import get_settings
 from ..errors import UsageError
+from ..progress import description_column
 from ..simulate import (
     HISTORY_FRACTION,
     ISSUER_SPEED,
@@ -55,7 +57,7 @@ def _shifts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 def _progress(total: int, tag: str) -> Iterator[Any]:
     """A progress bar on stderr; yields the callback that updates it from a Summary."""
     columns = (
-        TextColumn("{task.description}"),
+        description_column(),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:>6.1f} tx/s"),
@@ -365,6 +367,7 @@ def _report(summary: Summary, tag: str, as_json: bool, prefix: str, shifts: list
     else:
         out.print(_summary_table(summary, tag))
     if summary.stopped:
-        err.print(f"{tag}[red]stopped:[/red] {summary.stopped}", highlight=False, soft_wrap=True)
+        stopped = Text.assemble(tag, ("stopped:", "red"), f" {summary.stopped}")
+        err.print(stopped, highlight=False, soft_wrap=True)
     elif not summary.ok and summary.last_error:
-        err.print(f"{tag}[red]last error:[/red] {summary.last_error}", highlight=False)
+        err.print(Text.assemble(tag, ("last error:", "red"), f" {summary.last_error}"))

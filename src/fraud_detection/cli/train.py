@@ -7,14 +7,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn
 from rich.table import Table
 
 from ..bootstrap import PRECISION_TARGET, with_interval
 from ..config import training_settings
 from ..data import MIN_SAMPLES
 from ..families import ALGORITHMS, Algorithm, TreeCallback, family_params
-from ..progress import progress_display
+from ..progress import description_column, progress_display
 from ..registry import open_registry
 from ..training import TrainingOptions, train
 from .console import err, given, load_command_data, mirror_to_mlflow, out
@@ -31,7 +31,7 @@ MIN_SAMPLES_OPTION = click.option(
 def tree_progress(description: str) -> Iterator[TreeCallback]:
     """A transient progress bar of trees grown (plain lines in a log); yields the callback
     that advances it."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    columns = (SpinnerColumn(), description_column(), BarColumn(), MofNCompleteColumn())
     with progress_display(err, *columns, transient=True) as progress:
         task = progress.add_task(description, total=None)
         yield lambda grown, total: progress.update(task, completed=grown, total=total)
