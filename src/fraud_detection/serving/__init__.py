@@ -12,6 +12,7 @@ from .endpoints import ENDPOINTS
 from .holder import ModelHolder
 from .http_errors import install_error_handlers
 from .http_metrics import install_http_metrics
+from .log_explain import RowExplainer
 from .log_writer import PredictionLogWriter
 from .openapi import openapi_document
 from .review import install_review
@@ -30,6 +31,9 @@ def create_app(settings: Settings) -> Flask:
         capacity=settings.log_capacity,
         spool_dir=settings.log_spool_dir,
         spool_max_bytes=int(settings.log_spool_max_mb * 1024 * 1024),
+        explain=RowExplainer(holder.explainer, settings.explain_top)
+        if settings.explain_flagged
+        else None,
     )
     plane = DataPlane(settings, holder, prediction_log)
     app.extensions["fraud"] = plane

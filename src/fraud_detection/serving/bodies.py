@@ -44,8 +44,9 @@ class Prediction(Body):
     model_version: str
     explanation: Explanation | None = Field(
         default=None,
-        description="Present for flagged transactions and, with explain, for every one; null "
-        "when the model carries no cover to explain with.",
+        description="Present with explain, for every transaction (flagged ones are explained "
+        "in the prediction log otherwise); null when the model carries no cover to explain "
+        "with.",
     )
 
 

@@ -72,7 +72,7 @@ class PredictRequest:
     ids: list[str]
     batch: bool
     explain: bool | None
-    """Explain every row (True), none (False), or the flagged ones (None: not asked)."""
+    """Explain every row in the answer (True), or none (False; None: not asked)."""
     event_times: list[datetime | None]
     """Each row's `event_time` (naive UTC), None where it had none."""
 

@@ -193,9 +193,9 @@ class DataPlane:
         explain: bool | None = None,
         event_times: Sequence[datetime | None] = (),
     ) -> Prediction:
-        """Score rows addressed to the champion, routed A/B or shadow; explain them (every row
-        with `explain`, flagged rows by default); log them (with each row's event time, when
-        given) and time them."""
+        """Score rows addressed to the champion, routed A/B or shadow; explain every row when
+        `explain` asks (the log writer explains flagged rows off the request path); log them
+        (with each row's event time, when given) and time them."""
         champion = self.champion()
         parts = self._explain(self._route(x, ids, champion), explain)
         return self._finish(champion, parts, ids, endpoint, started, event_times)
@@ -225,27 +225,25 @@ class DataPlane:
                 else CHALLENGER
             )
             parts = [Part(score(model, x, variant), np.arange(len(x)), x, ids)]
-        explained = self._explain(parts, None)
-        return self._finish(model, explained, ids, endpoint, started, event_times)
+        return self._finish(model, parts, ids, endpoint, started, event_times)
 
     def _explain(self, parts: list[Part], explain: bool | None) -> list[Part]:
-        """Explain the rows asked for, or by default the flagged ones: the rest pay nothing."""
-        if explain is False or (explain is None and not self.settings.explain_flagged):
+        """Explain every answered row when the request asks; otherwise no row pays for it on
+        the request path (the log writer explains the flagged ones for the review queue)."""
+        if not explain:
             return parts
         explained = []
         for part in parts:
-            wanted = np.ones(len(part.x), bool) if explain else part.scored.is_fraud
-            if not part.answered or not wanted.any():
+            if not part.answered:
                 explained.append(part)
                 continue
-            rows = np.flatnonzero(wanted).tolist()
             explainer = part.scored.model.explainer
             found: list[Explanation | None] = (
-                [None] * len(rows)
+                [None] * len(part.x)
                 if explainer is None
-                else list(explainer.explain(part.x[rows], self.settings.explain_top))
+                else list(explainer.explain(part.x, self.settings.explain_top))
             )
-            explained.append(replace(part, explanations=dict(zip(rows, found, strict=True))))
+            explained.append(replace(part, explanations=dict(enumerate(found))))
         return explained
 
     def _route(self, x: NDArray[np.float32], ids: list[str], champion: LoadedModel) -> list[Part]:

@@ -7,12 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from ..explain import Explainer
 from ..registry import CANARY, CHALLENGER, CHAMPION, Registry
 from . import metrics
 from .model import LoadedModel, load_from_cache, load_from_store, save_to_cache
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
+KEPT_EXPLAINERS = 4
+"""Versions whose explainers are kept after they stop being served: the log writer explains
+rows a little after they were scored, perhaps by a model swapped out since."""
 
 
 class Canary(NamedTuple):
@@ -35,6 +39,20 @@ class ModelHolder:
         self.champion: LoadedModel | None = None
         self.challenger: LoadedModel | None = None
         self.canary: Canary | None = None
+        self._explainers: dict[str, Explainer | None] = {}
+
+    def explainer(self, version: str) -> Explainer | None:
+        """The explainer of a version served now or lately (None: it cannot explain, or was
+        served too long ago)."""
+        return self._explainers.get(version)
+
+    def _keep_explainers(self, *models: LoadedModel | None) -> None:
+        for model in models:
+            if model is not None:
+                self._explainers.pop(model.version, None)
+                self._explainers[model.version] = model.explainer  # the newest last
+        while len(self._explainers) > KEPT_EXPLAINERS:
+            del self._explainers[next(iter(self._explainers))]
 
     @property
     def ready(self) -> bool:
@@ -88,6 +106,7 @@ class ModelHolder:
             self.challenger = challenger
             share = pointers[CANARY].share or 0.0
             self.canary = Canary(canary, share) if canary is not None else None
+            self._keep_explainers(champion, challenger, canary)
             if changed:
                 metrics.MODEL_RELOADS.labels(result="success").inc()
                 metrics.set_model_info(self.champion, self.challenger, canary)
@@ -112,6 +131,7 @@ class ModelHolder:
         except Exception as exc:  # no cache yet is normal on a first start
             log.warning("no champion from the store or the local cache yet: %s", exc)
             return
+        self._keep_explainers(self.champion)
         metrics.set_model_info(self.champion, self.challenger, None)
         log.warning("serving cached version %s until the store answers", self.champion.version)
 

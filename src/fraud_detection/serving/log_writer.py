@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,8 +125,10 @@ class PredictionLogWriter:
         flush_interval: float = 0.1,
         spool_dir: Path | None = None,
         spool_max_bytes: int = 256 * 1024 * 1024,
+        explain: Callable[[list[Row | None]], list[Row | None]] | None = None,
     ) -> None:
         self.sink = sink
+        self._explain = explain
         self._capacity = capacity
         self._batch_rows = batch_rows
         self._flush_interval = flush_interval
@@ -331,6 +333,8 @@ class PredictionLogWriter:
         alone, an outage is retried until it ends. False when stopped in an outage (the rows
         not written are handed on)."""
         rows = [row for queued in taken for row in queued.rows()]
+        if self._explain is not None:
+            rows = self._explain(rows)
         progress = _Progress(taken, self._spool)
         ranges = deque([(0, len(rows))])
         delay = 0.25

@@ -80,6 +80,15 @@ LOG_PENDING_AGE = Gauge(
     "(0 when none waits): how far behind the log is.",
     multiprocess_mode="livemax",
 )
+LOG_UNEXPLAINED = Counter(
+    "fraud_prediction_log_unexplained_total",
+    "Flagged rows logged without an explanation, by reason: budget (the log writer's share of "
+    "a core for explanations was spent, in a burst of alerts), unexplainable (the model "
+    "cannot explain).",
+    ["reason"],
+)
+for _reason in ("budget", "unexplainable"):
+    LOG_UNEXPLAINED.labels(_reason)
 FEEDBACK = Counter("fraud_feedback_total", "Analyst labels stored.", ["label"])
 
 # HTTP metrics of the routes without their own latency metric (endpoints.Endpoint.http_metrics);

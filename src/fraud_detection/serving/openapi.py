@@ -31,7 +31,8 @@ from .endpoints import ENDPOINTS
 REF = "#/components/schemas/{model}"
 EXPLAIN_FLAG = {
     "type": "boolean",
-    "description": "true: explain every transaction; false: none; absent: the flagged ones.",
+    "description": "true: explain every transaction in the answer; false or absent: none (the "
+    "flagged ones are explained in the prediction log, off the request path).",
 }
 
 

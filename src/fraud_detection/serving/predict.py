@@ -23,7 +23,7 @@ bp = Blueprint("predict", __name__)
 @route(bp)
 def predict() -> Any:
     """Score one transaction, or {"instances": [...]}; answers per transaction, with the
-    reasons (TreeSHAP) for flagged ones and, with `explain`, for every one."""
+    reasons (TreeSHAP) for every one with `explain` (the log writer explains flagged ones)."""
     started = time.perf_counter()
     plane = current_plane()
     body = decode_predict(request, plane.settings.max_batch)
