@@ -21,8 +21,9 @@ from .calibration import FILE as CALIBRATION_FILE
 from .calibration import calibrate
 from .data import dataset_fingerprint, time_split
 from .evaluation import CostModel, ThresholdRule, choose_threshold, classification_metrics
-from .export import check_parity, export_onnx
+from .export import check_parity, export_onnx, with_decision
 from .families import ALGORITHMS, FAMILIES, Algorithm, TreeCallback, rf
+from .inference import DECISION_RULE
 from .reference import build_reference
 from .report import plot_confusion, plot_pr_curves, training_report
 from .schema import FEATURES, LABEL
@@ -280,8 +281,9 @@ def train_on(
         CostModel(options.review_fee),
     )
 
-    # Each node's cover (its share of the fit rows) rides in the ONNX file for explanations.
-    onnx_bytes = with_cover(export_onnx(model), rows.x, rows.weights)
+    # Each node's cover (its share of the fit rows) rides in the ONNX file for explanations;
+    # its `label` output is the served decision at this version's threshold.
+    onnx_bytes = with_decision(with_cover(export_onnx(model), rows.x, rows.weights), threshold)
     parity_gap = check_parity(onnx_bytes, model, x_val)
     reference = build_reference(x_val, FEATURES, val_scores, threshold)
     calibration_map, calibration_summary = calibrate(onnx_bytes, (x_val, y_val), (x_test, y_test))
@@ -308,7 +310,12 @@ def train_on(
             "train_time_range": [float(fit_part["Time"].min()), float(fit_part["Time"].max())],
             "test_time_range": [float(test["Time"].min()), float(test["Time"].max())],
         },
-        "onnx": {"input": "input", "output": "probabilities", "dtype": "float32"},
+        "onnx": {
+            "input": "input",
+            "output": "probabilities",
+            "dtype": "float32",
+            "label": DECISION_RULE,
+        },
         "onnx_parity_max_abs_diff": parity_gap,
         "calibration": calibration_summary,
         "explanations": {

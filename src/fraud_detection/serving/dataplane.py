@@ -29,6 +29,7 @@ from ..errors import (
     VersionNotServed,
 )
 from ..explain import Explanation
+from ..inference import decide
 from ..log_record import SHADOW, Labels, LoggedBatch, label_records, utc_now
 from ..registry import CANARY, CHALLENGER, CHAMPION
 from . import metrics
@@ -125,7 +126,7 @@ def score(model: LoadedModel, x: NDArray[np.float32], variant: str) -> Scored:
     except Exception:
         metrics.SCORING_ERRORS.labels(model.version, variant).inc(len(x))
         raise
-    is_fraud = probabilities >= model.threshold
+    is_fraud = decide(probabilities, model.threshold)
     frauds = int(is_fraud.sum())
     fraud_count, legit_count, score_histogram = _children(model.version, variant)
     if frauds:
