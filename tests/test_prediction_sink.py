@@ -27,6 +27,7 @@ from fraud_detection.monitoring import count_log
 from fraud_detection.monitoring.estimation import score_sums_of_frame
 from fraud_detection.monitoring.window import happened, label_aggregate
 from fraud_detection.prediction_sink import (
+    PRESUMED,
     AsOf,
     LabelAggregate,
     RefusedRows,
@@ -34,7 +35,7 @@ from fraud_detection.prediction_sink import (
     WindowAggregate,
 )
 from fraud_detection.reference import bin_counts, build_reference
-from fraud_detection.retraining import recent_labelled_rows
+from fraud_detection.retraining import mature_production_rows
 from fraud_detection.schema import FEATURES, LABEL
 from fraud_detection.serving.log_writer import PredictionLogWriter
 from fraud_detection.sql_sink import open_sink
@@ -113,13 +114,25 @@ class MemorySink:
         self, start: datetime, end: datetime, knots: Mapping[str, Sequence[float]]
     ) -> list[ScoreSum]:
         window = self.read_window(start)
-        served = window[(window["created_at"] <= end) & (window["variant"] != SHADOW)]
+        served = window[(happened(window) <= end) & (window["variant"] != SHADOW)]
         return score_sums_of_frame(served, knots)
 
-    def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-        window = self.read_window(since).dropna(subset=["label"])
+    def labelled_chunks(
+        self, since: datetime, chunk_rows: int = 50_000, until: datetime | None = None
+    ) -> Iterator[pd.DataFrame]:
+        window = self.read_window(since)
+        if until is None:
+            window = window.dropna(subset=["label"])
+            columns = [*FEATURES, "label"]
+        else:
+            window = window[happened(window) <= until]
+            presumed = window["label"].isna()
+            window = window.assign(
+                label=window["label"].fillna(0.0), source=window["source"].mask(presumed, PRESUMED)
+            )
+            columns = [*FEATURES, "label", "source"]
         latest = window.drop_duplicates("transaction_id", keep="last")
-        rows = latest[[*FEATURES, "label"]].rename(columns={"label": LABEL})
+        rows = latest[columns].rename(columns={"label": LABEL})
         for start in range(0, len(rows), chunk_rows):
             yield rows.iloc[start : start + chunk_rows].astype({LABEL: "int64"})
 
@@ -188,6 +201,6 @@ def test_estimation_sums_scores_of_any_sink_alike(sinks: tuple[MemorySink, Any])
 def test_retraining_reads_labelled_rows_from_any_sink_alike(
     sinks: tuple[MemorySink, Any],
 ) -> None:
-    memory, sql = (recent_labelled_rows(sink, lookback_days=1) for sink in sinks)
+    memory, sql = (mature_production_rows(sink, 1, maturity_days=0) for sink in sinks)
     assert memory.labelled == sql.labelled > 150
     pd.testing.assert_frame_equal(memory.sample.rows, sql.sample.rows)

@@ -1,6 +1,7 @@
 """Champion/challenger retraining: the promotion rule and `fraud retrain` end to end."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from click.testing import CliRunner, Result
 from fraud_detection.cli import cli
 from fraud_detection.data import make_synthetic, time_split
 from fraud_detection.errors import DataValidationError
+from fraud_detection.log_record import LabelRecord
 from fraud_detection.prediction_log import (
     LOG_COLUMNS,
     ensure_schema,
@@ -25,12 +27,15 @@ from fraud_detection.retraining import (
     NO_PRODUCTION,
     PromotionRule,
     decide,
+    mature_production_rows,
+    production_note,
     sample_production,
     score_on_holdout,
     size_holdout,
     with_production_rows,
 )
-from fraud_detection.schema import COLUMNS, FEATURES
+from fraud_detection.schema import COLUMNS, FEATURES, LABEL
+from fraud_detection.sql_sink import open_sink
 from fraud_detection.store import open_store
 from fraud_detection.training import DEFAULT_PARAMS, TrainingOptions, train
 
@@ -293,12 +298,16 @@ def test_labelled_production_rows_join_the_training_data(
     columns = {"created_at": utc_now(), "endpoint": "predict", "variant": "champion",
                "model_version": "1", "probability": 0.1, "is_fraud": False, "threshold": 0.5,
                "latency_ms": 1.0, "explanation": None, "event_time": None}  # fmt: skip
+    # The labelled rows happened 70 days ago, past the label horizon; the first 50 fresh rows
+    # just now, and unlabelled: their class is not known yet, so they cannot train.
+    long_ago = utc_now() - timedelta(days=70)
     insert_predictions(
         engine,
         [
-            tuple({**columns, **row[list(FEATURES)].to_dict(), "transaction_id": f"p{i}"}[c]
+            tuple({**columns, **row[list(FEATURES)].to_dict(), "transaction_id": f"p{i}",
+                   "event_time": long_ago if i >= 50 else None}[c]
                   for c in LOG_COLUMNS)
-            for i, row in logged.iterrows()
+            for i, (_, row) in enumerate(logged.iterrows())
         ],
     )  # fmt: skip
     # Labels for all but 50 of the fresh rows: unlabelled rows cannot train.
@@ -330,6 +339,40 @@ def test_labelled_production_rows_join_the_training_data(
     ignored = retrain(data, tmp_path / "other", "--lookback-days", "0")
     assert registry(tmp_path / "other").manifest("1")["data"]["rows"] == 30_000
     assert "production rows" not in ignored.stderr
+
+
+def test_only_mature_rows_train_with_unlabelled_ones_presumed_legitimate(
+    database_url: str,
+) -> None:
+    """Reviewed alerts and chargebacks past the horizon train, unlabelled rows past it as
+    legitimate; nothing younger trains, not even its reviewed alerts."""
+    sink = open_sink(database_url)
+    now = utc_now()
+    old, young = now - timedelta(days=70), now - timedelta(days=3)
+    rows = {"alert": old, "missed": old, "false-alarm": old, "quiet": old, "quiet-2": old,
+            "new-alert": young, "new-quiet": young,
+            "too-old": now - timedelta(days=100)}  # fmt: skip
+    base = {"created_at": now, "endpoint": "predict", "variant": "champion",
+            "model_version": "1", "probability": 0.1, "is_fraud": False, "threshold": 0.5,
+            "latency_ms": 1.0, "explanation": None, **dict.fromkeys(FEATURES, 0.5)}  # fmt: skip
+    sink.write([tuple({**base, "transaction_id": tid, "event_time": at}[c] for c in LOG_COLUMNS)
+                for tid, at in rows.items()])  # fmt: skip
+    sink.store_labels([
+        LabelRecord("alert", 1, "review"), LabelRecord("false-alarm", 0, "review"),
+        LabelRecord("missed", 1, "chargeback"), LabelRecord("new-alert", 1, "review"),
+    ])  # fmt: skip
+    try:
+        production = mature_production_rows(sink, lookback_days=30, maturity_days=60)
+    finally:
+        sink.close()
+    assert (production.labelled, production.presumed, production.mature) == (3, 2, 5)
+    assert (production.reviewed, production.chargebacks, production.legit) == (2, 1, 3)
+    assert sorted(production.sample.rows[LABEL]) == [0, 0, 0, 1, 1]
+    note = production_note(production)
+    assert "mature rows only (older than the 60-day label horizon): 5, of them 2 reviewed, " in (
+        note
+    )
+    assert "1 charged back, 0 labelled otherwise and 2 presumed legitimate" in note
 
 
 def test_an_unreachable_prediction_log_only_warns(

@@ -40,7 +40,7 @@ from sqlalchemy.schema import CreateIndex
 from .errors import PredictionLogError
 from .log_record import LOG_COLUMNS, SHADOW, Labels, label_records
 from .log_record import utc_now as utc_now  # the log's clock, where it has always been
-from .prediction_sink import PRUNE_BATCH
+from .prediction_sink import PRESUMED, PRUNE_BATCH
 from .schema import FEATURES, LABEL
 
 log = logging.getLogger(__name__)
@@ -386,32 +386,49 @@ def read_window(engine: Engine, since: datetime) -> pd.DataFrame:
 
 
 def labelled_chunks(
-    engine: Engine, since: datetime, chunk_rows: int = 50_000
+    engine: Engine, since: datetime, chunk_rows: int = 50_000, until: datetime | None = None
 ) -> Iterator[pd.DataFrame]:
-    """Labelled production rows since `since`, one per transaction (its latest score), in the
-    training schema, `chunk_rows` at a time: only labelled rows leave the database, and only
-    one chunk of them is in memory."""
-    joined = predictions.join(feedback, feedback.c.transaction_id == predictions.c.transaction_id)
+    """Production rows in the training schema, one per transaction (its latest score),
+    `chunk_rows` at a time: only those rows leave the database, one chunk in memory.
+
+    Without `until`, the labelled rows that happened since `since`. With `until`, the span
+    `since`..`until` is taken as mature (the caller's horizon): every row of it comes, an
+    unlabelled one as legitimate, and a `source` column says where each class came from
+    (review, chargeback, other, or presumed)."""
+    on = feedback.c.transaction_id == predictions.c.transaction_id
+    happened = type_coerce(HAPPENED, DateTime())
+    if until is None:
+        joined, when = predictions.join(feedback, on), happened >= since
+        extra: list[Any] = []
+    else:
+        joined, when = predictions.outerjoin(feedback, on), happened.between(since, until)
+        extra = [func.coalesce(feedback.c.source, PRESUMED)]
     # A transaction scored twice (a retried request, shadow scoring) is one training row.
     latest = (
         select(func.max(predictions.c.id))
         .select_from(joined)
-        .where(predictions.c.created_at >= since)
+        .where(when)
         .group_by(predictions.c.transaction_id)
     )
     query = (
-        select(*(predictions.c[name] for name in FEATURES), feedback.c.label)
+        select(
+            *(predictions.c[name] for name in FEATURES),
+            func.coalesce(feedback.c.label, 0),
+            *extra,
+        )
         .select_from(joined)
         .where(predictions.c.id.in_(latest))
         .order_by(predictions.c.id)
     )
+    columns = [*FEATURES, LABEL, *(["source"] if extra else [])]
     try:
         with engine.connect() as conn:
             if not is_logging(conn):
                 return
             streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
             for part in streamed.execute(query).partitions():
-                rows = pd.DataFrame(part, columns=[*FEATURES, LABEL]).astype("float64")
+                rows = pd.DataFrame(part, columns=columns)
+                rows[list(FEATURES)] = rows[list(FEATURES)].astype("float64")
                 rows[LABEL] = rows[LABEL].astype("int64")
                 yield rows
     except SQLAlchemyError as exc:

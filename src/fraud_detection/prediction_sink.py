@@ -16,6 +16,8 @@ import pandas as pd
 from .errors import PredictionLogError
 from .log_record import Labels, Row
 
+PRESUMED = "presumed"
+"""The source of a mature row's class when it has no label: presumed legitimate."""
 PRUNE_BATCH = 10_000
 """Rows one prune step deletes: short enough that writers never wait on one long delete."""
 
@@ -135,9 +137,13 @@ class PredictionSink(Protocol):
         map's increasing knots), summed per (version, flagged, segment)."""
         ...
 
-    def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-        """The labelled rows since `since`, one per transaction (its latest score), in the
-        training schema, `chunk_rows` at a time."""
+    def labelled_chunks(
+        self, since: datetime, chunk_rows: int = 50_000, until: datetime | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """The labelled rows that happened since `since`, one per transaction (its latest
+        score), in the training schema, `chunk_rows` at a time. With `until`, the span
+        `since`..`until` is taken as mature: every row of it, an unlabelled one as legitimate,
+        with a `source` column (review, chargeback, other, or PRESUMED)."""
         ...
 
     def prune(self, before: datetime, batch_rows: int = PRUNE_BATCH) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """Champion/challenger retraining: train on all data but a recent holdout, score both models
 on that same holdout, decide."""
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
@@ -21,7 +22,7 @@ from .gate import MIN_CONFIDENCE, Gain, paired_gain
 from .inference import onnx_fraud_probability, onnx_session
 from .log_record import utc_now
 from .mlflow_mirror import MirrorReport, sync
-from .prediction_sink import PredictionSink
+from .prediction_sink import PRESUMED, PredictionSink
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
 from .schema import COLUMNS, FEATURES, LABEL
@@ -145,7 +146,7 @@ def decide(
 
 
 LOOKBACK_DAYS = 30.0
-"""Days of labelled production rows a run adds to the dataset."""
+"""Days of mature production rows (before the label horizon) a run adds to the dataset."""
 MAX_PRODUCTION_LEGIT = 100_000
 """Labelled legitimate production rows kept for training by default: ~25 MB of features,
 about a third of the dataset's own rows, whatever the window holds."""
@@ -154,18 +155,32 @@ SAMPLE_SEED = 0
 
 @dataclass(frozen=True)
 class ProductionSample:
-    """Labelled production rows for training: every fraud and a capped, seeded sample of the
-    legitimate rows, weighted by the inverse of its sampling rate (negative downsampling)."""
+    """Production rows whose class is known, for training: every fraud and a capped, seeded
+    sample of the legitimate rows, weighted by the inverse of its sampling rate (negative
+    downsampling)."""
 
     sample: WeightedRows
     labelled: int
     """Labelled transactions the rows were drawn from."""
     legit: int
-    """Of them legitimate."""
+    """Legitimate transactions the rows were drawn from: labelled, or presumed."""
+    reviewed: int = 0
+    """Of the labelled, labelled by an analyst's review."""
+    chargebacks: int = 0
+    """Of the labelled, labelled by a chargeback."""
+    presumed: int = 0
+    """Unlabelled transactions past the label horizon, presumed legitimate."""
+    horizon_days: float | None = None
+    """The label horizon the rows are older than; None: labelled rows of any age."""
 
     @property
     def rows(self) -> int:
         return len(self.sample.rows)
+
+    @property
+    def mature(self) -> int:
+        """Transactions the rows were drawn from: labelled, or presumed legitimate."""
+        return self.labelled + self.presumed
 
     @property
     def legit_kept(self) -> int:
@@ -180,14 +195,19 @@ NO_PRODUCTION = ProductionSample(
 def sample_production(
     chunks: Iterable[pd.DataFrame], max_legit: int, seed: int = SAMPLE_SEED
 ) -> ProductionSample:
-    """Every fraud of the labelled `chunks` and `max_legit` legitimate rows drawn uniformly
-    (a reservoir: each row gets a seeded random key, the smallest keys stay), so memory holds
-    one chunk and the sample whatever the stream's length."""
+    """Every fraud of the `chunks` and `max_legit` legitimate rows drawn uniformly (a
+    reservoir: each row gets a seeded random key, the smallest keys stay), so memory holds one
+    chunk and the sample whatever the stream's length. A `source` column (mature rows) is
+    counted (review, chargeback, presumed) and dropped; without it every row is labelled."""
     rng = np.random.default_rng(seed)
     frauds: list[pd.DataFrame] = []
     kept, keys = pd.DataFrame(columns=list(COLUMNS)), np.empty(0)
     labelled = legit = 0
+    sources: Counter[str] = Counter()
     for chunk in chunks:
+        if "source" in chunk:
+            sources.update(chunk["source"].astype(str))
+            chunk = chunk.drop(columns="source")
         is_fraud = (chunk[LABEL] == 1).to_numpy()
         labelled += len(chunk)
         legit += int((~is_fraud).sum())
@@ -208,18 +228,33 @@ def sample_production(
     rows = pd.concat([*frauds, kept], ignore_index=True).loc[:, list(COLUMNS)]
     n_frauds = labelled - legit
     weights = np.concatenate([np.ones(n_frauds), np.full(len(kept), legit / max(len(kept), 1))])
-    return ProductionSample(WeightedRows(rows, weights), labelled, legit)
+    presumed = sources[PRESUMED]
+    return ProductionSample(
+        WeightedRows(rows, weights),
+        labelled - presumed,
+        legit,
+        reviewed=sources["review"],
+        chargebacks=sources["chargeback"],
+        presumed=presumed,
+    )
 
 
-def recent_labelled_rows(
-    sink: PredictionSink, lookback_days: float, max_legit: int = MAX_PRODUCTION_LEGIT
+def mature_production_rows(
+    sink: PredictionSink,
+    lookback_days: float,
+    maturity_days: float,
+    max_legit: int = MAX_PRODUCTION_LEGIT,
 ) -> ProductionSample:
-    """Labelled rows the service logged in the last `lookback_days` (none for 0 or less), as
-    a bounded sample; PredictionLogError when the log cannot be read."""
+    """The production rows of the `lookback_days` before the label horizon (`maturity_days`
+    ago; none for a lookback of 0 or less), as a bounded sample: labelled ones with their
+    label, unlabelled ones presumed legitimate. Younger rows never join: an unlabelled one is
+    not known to be legitimate, and the labelled ones are mostly reviewed alerts, no sample
+    of the legitimate traffic. PredictionLogError when the log cannot be read."""
     if lookback_days <= 0:
         return NO_PRODUCTION
-    since = utc_now() - timedelta(days=lookback_days)
-    return sample_production(sink.labelled_chunks(since), max_legit)
+    until = utc_now() - timedelta(days=maturity_days)
+    chunks = sink.labelled_chunks(until - timedelta(days=lookback_days), until=until)
+    return replace(sample_production(chunks, max_legit), horizon_days=maturity_days)
 
 
 def with_production_rows(
@@ -384,6 +419,10 @@ def retrain(
         "production_labelled": production.labelled,
         "production_legit_kept": production.legit_kept,
         "production_legit": production.legit,
+        "production_mature": production.mature,
+        "production_reviewed": production.reviewed,
+        "production_chargebacks": production.chargebacks,
+        "production_presumed": production.presumed,
         "family": family_note,
         "paired_gain": asdict(gain) if gain else None,
     }
@@ -428,7 +467,8 @@ class RetrainOptions:
     holdout_fraction: float = HOLDOUT_FRACTION
     holdout_frauds: int = HOLDOUT_FRAUDS
     lookback_days: float = LOOKBACK_DAYS
-    """Labelled production rows logged in this many days join training; 0: none."""
+    """The production rows of this many days before the label horizon join training; 0:
+    none."""
     max_production_legit: int = MAX_PRODUCTION_LEGIT
     min_samples: int = MIN_SAMPLES
     dry_run: bool = False
@@ -455,18 +495,22 @@ def run_retrain(
     *,
     source: str,
     sink: PredictionSink,
+    maturity_days: float,
     tracking_uri: str = "",
     commit: str = "",
     on_trees: TreeCallback | None = None,
 ) -> RetrainRun:
     """One retraining run on the validated dataset `data` (from `source`): size the holdout,
-    add the labelled production rows of `sink` (none, with the reason, when it cannot be
-    read), train and decide (`retrain`), mirror the store into MLflow at `tracking_uri`, and
-    write the report to `options.report_path`. `commit` is recorded as the code revision."""
+    add the mature production rows of `sink` (older than `maturity_days`; none, with the
+    reason, when it cannot be read), train and decide (`retrain`), mirror the store into
+    MLflow at `tracking_uri`, and write the report to `options.report_path`. `commit` is
+    recorded as the code revision."""
     holdout = size_holdout(data, options.holdout_fraction, options.holdout_frauds)
     sample, error = NO_PRODUCTION, None
     try:
-        sample = recent_labelled_rows(sink, options.lookback_days, options.max_production_legit)
+        sample = mature_production_rows(
+            sink, options.lookback_days, maturity_days, options.max_production_legit
+        )
     except PredictionLogError as exc:
         error = str(exc)
     production = with_production_rows(
@@ -502,14 +546,29 @@ def save_report(result: RetrainResult, path: Path) -> None:
 
 
 def production_note(production: ProductionSample) -> str:
-    """How many production rows joined, of how many, and how they were weighted."""
+    """How many production rows joined, of how many, how they were weighted, and how their
+    classes are known."""
     legit_kept = production.legit_kept
     weight = float(production.sample.weights.max())
+    noun = "mature" if production.presumed else "labelled"
     return (
-        f" plus {production.rows:,} labelled production rows from the prediction log (kept "
-        f"{production.rows:,} of {production.labelled:,}: every fraud, {legit_kept:,} "
+        f" plus {production.rows:,} {noun} production rows from the prediction log (kept "
+        f"{production.rows:,} of {production.mature:,}: every fraud, {legit_kept:,} "
         f"legitimate rows sampled from {production.legit:,} and weighted {weight:.2f}x; only "
-        f"rows earlier than the holdout and not already in the dataset)"
+        f"rows earlier than the holdout and not already in the dataset){provenance(production)}"
+    )
+
+
+def provenance(production: ProductionSample) -> str:
+    """How the production rows' classes are known: empty for labelled rows of any age."""
+    if production.horizon_days is None:
+        return ""
+    p = production
+    return (
+        f"; mature rows only (older than the {p.horizon_days:g}-day label horizon): "
+        f"{p.mature:,}, of them {p.reviewed:,} reviewed, {p.chargebacks:,} charged back, "
+        f"{p.labelled - p.reviewed - p.chargebacks:,} labelled otherwise and {p.presumed:,} "
+        "presumed legitimate"
     )
 
 

@@ -112,8 +112,10 @@ class SqlSink:
         """One scan and one GROUP BY: a few numbers per map segment come back."""
         return score_sums(self.engine, start, end, knots)
 
-    def labelled_chunks(self, since: datetime, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-        return sql.labelled_chunks(self.engine, since, chunk_rows)
+    def labelled_chunks(
+        self, since: datetime, chunk_rows: int = 50_000, until: datetime | None = None
+    ) -> Iterator[pd.DataFrame]:
+        return sql.labelled_chunks(self.engine, since, chunk_rows, until)
 
     def prune(self, before: datetime, batch_rows: int = PRUNE_BATCH) -> tuple[int, int]:
         return sql.prune(self.engine, before, batch_rows)

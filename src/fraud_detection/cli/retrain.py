@@ -21,6 +21,7 @@ from ..retraining import (
     PromotionRule,
     RetrainOptions,
     RetrainRun,
+    provenance,
     run_retrain,
 )
 from ..sql_sink import open_sink
@@ -43,6 +44,7 @@ def retrain_here(settings: Settings, options: RetrainOptions) -> RetrainRun:
             options,
             source=source,
             sink=sink,
+            maturity_days=settings.label_maturity_days,
             tracking_uri=settings.mlflow_tracking_uri,
             commit=settings.github_sha,
             on_trees=on_trees,
@@ -59,9 +61,11 @@ def print_run(run: RetrainRun) -> None:
         warning = Text.assemble(("warning:", "yellow"), f" no production rows: {error}")
         err.print(warning, highlight=False)
     if production.rows:
+        noun = "mature" if production.presumed else "labelled"
         err.print(
-            f"Added {production.rows:,} labelled production rows from the prediction log "
-            f"(of {production.labelled:,} labelled)"
+            f"Added {production.rows:,} {noun} production rows from the prediction log "
+            f"(of {production.mature:,} {noun}){provenance(production)}",
+            highlight=False,
         )
     show_mirror(run.mirror)
     result = run.result
@@ -108,7 +112,9 @@ def print_run(run: RetrainRun) -> None:
     "--lookback-days",
     default=LOOKBACK_DAYS,
     show_default=True,
-    help="Add labelled production rows logged in this many days (DATABASE_URL); 0 for none.",
+    help="Add the production rows (DATABASE_URL) that happened in this many days before the "
+    "label horizon (FRAUD_LABEL_MATURITY_DAYS, 60): labelled ones, and unlabelled ones as "
+    "legitimate; younger rows never join. 0 for none.",
 )
 @click.option(
     "--algorithm",
