@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from .config import Settings
 from .errors import IntegrityError, NotFoundError, StoreError, UsageError
+from .records import is_version, json_object
 from .store import ObjectStore, check_key, open_store
 
 CHAMPION = "champion"
@@ -188,7 +189,8 @@ class Registry:
     def _owns(self, claim_key: str, token: str) -> bool:
         # Some S3-compatible servers check If-None-Match non-atomically; reading the claim
         # back catches a writer that overwrote ours, and _put_new catches the rest loudly.
-        return bool(json.loads(self.store.get_bytes(claim_key))["token"] == token)
+        claim = json_object(self._where(claim_key), self.store.get_bytes(claim_key))
+        return bool(claim.get("token") == token)
 
     def _highest_claimed(self) -> int:
         prefix = f"{self.root}/versions/"
@@ -226,7 +228,16 @@ class Registry:
         target = self.alias(ref).version
         if target is None:
             raise NotFoundError(f"{self.name} has no {ref} in {self.store.uri}")
+        self._check_exists(ref, target)
         return target
+
+    def _check_exists(self, alias: str, version: str) -> None:
+        """StoreError naming the alias file when the version it names is not in the store."""
+        if not self.store.exists(self._version_key(version, MANIFEST)):
+            raise StoreError(
+                f"{self._where(self._alias_key(alias))}: names version {version}, "
+                "which is not in the store"
+            )
 
     def manifest(self, ref: str) -> dict[str, Any]:
         """The manifest of the version `ref` names."""
@@ -256,12 +267,44 @@ class Registry:
         return dest
 
     def list_versions(self) -> list[dict[str, Any]]:
-        """Every complete version's manifest in version order, with an `aliases` list added."""
-        aliases = self.aliases()
-        return [
-            {**self._load_manifest(v), "aliases": [a for a, to in aliases.items() if to == v]}
-            for v in self._visible_versions()
+        """Every complete version's manifest in version order, with an `aliases` list added;
+        StoreError if an alias or manifest cannot be read."""
+        versions, problems = self.survey()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(problems[0] + more)
+        return versions
+
+    def survey(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """What `list_versions` gives of every version and alias that can be read, and one
+        line per file that cannot (naming it and what is wrong), so one broken file hides
+        nothing else."""
+        problems: list[str] = []
+        aliases: dict[str, str] = {}
+        for name in self._alias_names():
+            try:
+                pointer = self.alias(name)
+            except StoreError as exc:
+                problems.append(str(exc))
+                continue
+            if pointer.version is not None:
+                aliases[name] = pointer.version
+        versions = []
+        visible = self._visible_versions()
+        for version in visible:
+            try:
+                manifest = self._load_manifest(version)
+            except StoreError as exc:
+                problems.append(str(exc))
+                continue
+            named = [name for name, to in aliases.items() if to == version]
+            versions.append({**manifest, "aliases": named})
+        problems += [
+            f"{self._where(self._alias_key(name))}: names version {to}, which is not in the store"
+            for name, to in aliases.items()
+            if to not in visible
         ]
+        return versions, problems
 
     def note(
         self,
@@ -295,11 +338,18 @@ class Registry:
     def events(self) -> list[dict[str, Any]]:
         """The audit trail, oldest first."""
         keys = self.store.list_keys(f"{self.root}/events/")
-        return [json.loads(self.store.get_bytes(key)) for key in keys]
+        return [json_object(self._where(key), self.store.get_bytes(key)) for key in keys]
 
     def _load_manifest(self, version: str) -> dict[str, Any]:
         key = self._version_key(version, MANIFEST)
-        manifest: dict[str, Any] = json.loads(self.store.get_bytes(key))
+        where = self._where(key)
+        manifest = json_object(where, self.store.get_bytes(key))
+        if manifest.get("version") != version:
+            found = manifest.get("version", "no version")
+            raise StoreError(f"{where}: names version {found!r}, not {version}")
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise StoreError(f'{where}: "files" is not an object of sha256 digests')
         return manifest
 
     def _visible_versions(self) -> list[str]:
@@ -389,6 +439,7 @@ class Registry:
         """Make `ref` champion (with `vacant`, only if there is none); the event, or None."""
         version = self.verify(ref)["version"]
         actor = actor or self.actor
+        self.alias(CHALLENGER)  # a broken challenger fails the promotion before it moves
 
         def crown(champion: Pointer) -> Pointer | None:
             if champion.version == version or (vacant and champion.version is not None):
@@ -486,6 +537,7 @@ class Registry:
                 )
             target = champion.history[-1]
             if target not in verified:
+                self._check_exists(CHAMPION, target)
                 self.verify(target)
                 verified.add(target)
             return Pointer(target, champion.history[:-1])
@@ -523,14 +575,22 @@ class Registry:
             data, tag = self.store.get_tagged(self._alias_key(alias))
         except NotFoundError:
             return Pointer(), None
-        record = json.loads(data)
-        pointer = Pointer(
-            record["version"],
-            tuple(record["history"]),
-            record.get("revision", 0),
-            record.get("share"),
-        )
-        return pointer, tag
+        where = self._where(self._alias_key(alias))
+        record = json_object(where, data)
+        version, history = record.get("version"), record.get("history", [])
+        revision, share = record.get("revision", 0), record.get("share")
+        if not (
+            (version is None or is_version(version))
+            and isinstance(history, list)
+            and all(is_version(v) for v in history)
+            and isinstance(revision, int)
+            and (share is None or isinstance(share, int | float))
+        ):
+            raise StoreError(
+                f'{where}: not an alias record ("version" a version number or null, '
+                f'"history" a list of version numbers): found {json.dumps(record)[:120]}'
+            )
+        return Pointer(version, tuple(history), revision, share), tag
 
     # Audit trail
 
@@ -569,6 +629,10 @@ class Registry:
 
     def _version_key(self, version: str, file_name: str) -> str:
         return f"{self.root}/versions/{version}/{file_name}"
+
+    def _where(self, key: str) -> str:
+        """The file `key` as a user finds it: the store's URI and the key."""
+        return f"{self.store.uri.rstrip('/')}/{key}"
 
     def _alias_key(self, alias: str) -> str:
         return f"{self.root}/aliases/{alias}.json"

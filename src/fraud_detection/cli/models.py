@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..bootstrap import with_interval
 from ..config import get_settings
-from ..errors import FraudError, UsageError
+from ..errors import FraudError, StoreError, UsageError
 from ..manifests import describe_slice, lookup, manifest_diff, scored_slice
 from ..mlflow_mirror import sync
 from ..registry import CHAMPION, Registry, open_registry
@@ -88,10 +88,20 @@ def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -
     was measured on (figures on different slices do not compare)."""
     settings = get_settings(model_store=store_uri, model_name=model_name)
     registry = open_registry(settings)
-    versions = [{**m, "test_slice": scored_slice(m)} for m in registry.list_versions()]
+    readable, problems = registry.survey()
+    versions = [{**m, "test_slice": scored_slice(m)} for m in readable]
     if as_json:
         _echo_json(versions)
-        return
+    else:
+        _print(_versions_table(registry, versions))
+    if problems:
+        # Every version that could be read is listed above; the files that could not, here.
+        raise StoreError("; ".join(problems))
+
+
+def _versions_table(registry: Registry, versions: list[dict[str, Any]]) -> Table | str:
+    if not versions:
+        return f"No versions of {registry.name} in {registry.store.uri}."
     table = _table(f"{registry.name} in {registry.store.uri}")
     columns = (
         "version",
@@ -125,7 +135,7 @@ def list_command(store_uri: str | None, model_name: str | None, as_json: bool) -
             "Test figures on different slices do not compare; the retrain report scores "
             "champion and challenger on the same rows."
         )
-    _print(table if versions else f"No versions of {registry.name} in {registry.store.uri}.")
+    return table
 
 
 @models.command("show")
