@@ -4,32 +4,12 @@ summed rate against the rate sent), written to benchmarks/RESULTS.md.
 Usage: python benchmarks/replicas_bench.py   (needs nginx, prometheus and PostgreSQL binaries)
 """
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
-from results import write_section
-
-REPO = Path(__file__).resolve().parents[1]
+from results import figures_of_test, write_section
 
 
 def measure() -> dict[str, object]:
-    """Run the replica test once; the figures it leaves behind."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "figures.json"
-        env = {**os.environ, "FRAUD_REPLICA_FIGURES": str(out)}
-        test = "tests/test_replicas.py"
-        subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", test],
-            cwd=REPO,
-            env=env,
-            check=True,
-        )
-        figures: dict[str, object] = json.loads(out.read_text())
-        return figures
+    """Run test_replicas.py once; the figures it leaves behind."""
+    return figures_of_test("tests/test_replicas.py", "FRAUD_REPLICA_FIGURES")
 
 
 def table(figures: dict[str, object]) -> str:

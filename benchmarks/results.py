@@ -1,10 +1,15 @@
 """Write one benchmark's section of benchmarks/RESULTS.md, leaving the others as they are."""
 
+import json
 import os
 import platform
 import re
+import subprocess
+import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = (
@@ -37,3 +42,18 @@ def write_section(name: str, command: str, body: str) -> None:
         else text.rstrip() + "\n\n" + section
     )
     RESULTS.write_text(text)
+
+
+def figures_of_test(test: str, variable: str) -> dict[str, Any]:
+    """Run one end-to-end test with `variable` naming a file, and return the figures (JSON)
+    it leaves there: the benchmark and the test measure one and the same run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", test],
+            cwd=RESULTS.parents[1],
+            env={**os.environ, variable: str(out)},
+            check=True,
+        )
+        figures: dict[str, Any] = json.loads(out.read_text())
+        return figures

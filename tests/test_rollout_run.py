@@ -197,3 +197,19 @@ def test_the_cli_starts_reports_aborts_and_exits_1_on_a_breach(
     assert canary_of(registry) is None
     again = runner.invoke(cli, ["rollout", "abort", *where])
     assert again.exit_code == 2 and "no rollout" in again.output
+
+
+def test_retrain_with_rollout_starts_one_for_a_winner_instead_of_promoting(
+    store: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "creditcard.csv"
+    make_synthetic(rows=20_000, seed=4).to_csv(data, index=False)
+    args = ["retrain", "--data", str(data), "--store", str(store), "--lookback-days", "0"]
+    result = CliRunner().invoke(cli, [*args, "--force-promotion", "--rollout"])
+    assert result.exit_code == 0, result.output
+    registry = Registry(open_store(str(store)))
+    assert registry.aliases()["champion"] == "1"  # not promoted: it has to earn the traffic
+    assert canary_of(registry) == ("3", 0.05)
+    rollout = open_rollout(registry)
+    assert rollout is not None and (rollout.version, rollout.champion) == ("3", "1")
+    assert "Rolling out version 3" in result.output

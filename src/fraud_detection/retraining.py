@@ -2,9 +2,9 @@
 on that same holdout, decide."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,8 @@ from .mlflow_mirror import MirrorReport, sync
 from .prediction_sink import PRESUMED, PredictionSink
 from .registry import CHAMPION, Registry
 from .report import plot_pr_curves
+from .rollout import DEFAULT_STEPS, Limits, Rollout
+from .rollout_run import begin
 from .schema import COLUMNS, FEATURES, LABEL
 from .training import (
     TrainedModel,
@@ -361,9 +363,12 @@ def retrain(
     production: ProductionSample = NO_PRODUCTION,
     algorithm: Algorithm | Literal["auto"] = "rf",
     options: TrainingOptions | None = None,
+    rollout: Callable[[str, str], object] | None = None,
 ) -> RetrainResult:
     """Train a challenger on all but the holdout's rows (`size_holdout(df)` unless given) and
     the weighted `production` rows (from `with_production_rows`), score both there, decide.
+    With `rollout`, a challenger that wins against a champion is staged and handed to it
+    (version, reason) to take the traffic in steps, instead of being promoted at once.
 
     Nothing is written before the challenger is complete, so a crash leaves the champion as is.
     With `algorithm="auto"` every family is trained and the best on validation (history
@@ -452,8 +457,12 @@ def retrain(
         files, {**trained.manifest, "retraining": details}, reason="retrain"
     )
     version = str(manifest["version"])
-    act = registry.promote if decision.action == "promote" else registry.stage
-    act(version, reason=decision.reason, details=details)
+    if rollout is not None and decision.action == "promote" and champion is not None:
+        registry.stage(version, reason=decision.reason, details=details)
+        rollout(version, decision.reason)
+    else:
+        act = registry.promote if decision.action == "promote" else registry.stage
+        act(version, reason=decision.reason, details=details)
     return RetrainResult(decision, champion, challenger, version, report, gain, pr_curves)
 
 
@@ -475,6 +484,9 @@ class RetrainOptions:
     """Train and compare, write nothing to the store."""
     report_path: Path | None = None
     """Also write the report here, its PR curves beside it."""
+    rollout: bool = False
+    """A challenger that beats the champion starts a rollout (`fraud rollout`, default steps
+    and limits) instead of being promoted at once."""
 
 
 @dataclass(frozen=True)
@@ -486,6 +498,8 @@ class RetrainRun:
     production: ProductionSample
     production_error: str | None = None
     mirror: MirrorReport | None = None
+    rollout: Rollout | None = None
+    """The rollout the run started (with `RetrainOptions.rollout`), if it started one."""
 
 
 def run_retrain(
@@ -516,6 +530,15 @@ def run_retrain(
     production = with_production_rows(
         data, sample, holdout=holdout, min_samples=options.min_samples
     )
+    started: list[Rollout] = []
+
+    def start_rollout(version: str, reason: str) -> None:
+        reason = f"fraud retrain --rollout: {reason}"
+        now = datetime.now(UTC)
+        started.append(
+            begin(registry, version, steps=DEFAULT_STEPS, limits=Limits(), now=now, reason=reason)
+        )
+
     result = retrain(
         data,
         registry,
@@ -527,11 +550,12 @@ def run_retrain(
         production=production,
         algorithm=options.algorithm,
         options=TrainingOptions(commit=commit),
+        rollout=start_rollout if options.rollout else None,
     )
     mirror = sync(registry, tracking_uri) if tracking_uri and not options.dry_run else None
     if options.report_path:
         save_report(result, options.report_path)
-    return RetrainRun(result, production, error, mirror)
+    return RetrainRun(result, production, error, mirror, started[0] if started else None)
 
 
 def save_report(result: RetrainResult, path: Path) -> None:

@@ -339,7 +339,7 @@ def variants_table(canary: Variant, champion: Variant) -> list[str]:
 def checks_table(decision: Decision) -> list[str]:
     if not decision.checks:
         return []
-    rows = ["| check | status | value [95% interval] | limit | note |", "|---|---|---|---|---|"]
+    rows = ["| check | status | value [interval] | limit | note |", "|---|---|---|---|---|"]
     for check in decision.checks:
         rows.append(
             f"| {check.name} | {check.status} | {figure_text(check)} | {check.limit} | "

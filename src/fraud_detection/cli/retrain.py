@@ -72,6 +72,11 @@ def print_run(run: RetrainRun) -> None:
     click.echo(result.report)  # Markdown: never wrapped to the terminal width
     where = f"version {result.version}" if result.version else "nothing written (--dry-run)"
     out.print(f"Decision: {result.decision.action}; {where}.")
+    if run.rollout is not None:
+        out.print(
+            f"Rolling out version {run.rollout.version} instead: {run.rollout.share:.0%} of "
+            "traffic now; `fraud rollout step` judges each step (hourly under fraud schedule)."
+        )
 
 
 @click.command("retrain")
@@ -147,6 +152,12 @@ def print_run(run: RetrainRun) -> None:
     "sampled rows are weighted by the inverse sampling rate).",
 )
 @click.option("--force-promotion", is_flag=True, help="Promote without comparing.")
+@click.option(
+    "--rollout",
+    is_flag=True,
+    help="A challenger that beats the champion starts `fraud rollout` (5% -> 25% -> 50% -> "
+    "100%, each step judged live) instead of being promoted at once.",
+)
 @click.option("--dry-run", is_flag=True, help="Train and compare, write nothing.")
 @click.option(
     "--report",
@@ -170,6 +181,7 @@ def retrain_command(
     rule_only: bool,
     max_production_legit: int,
     force_promotion: bool,
+    rollout: bool,
     dry_run: bool,
     report_path: Path | None,
 ) -> None:
@@ -192,6 +204,7 @@ def retrain_command(
         max_production_legit=max_production_legit,
         dry_run=dry_run,
         report_path=report_path,
+        rollout=rollout,
         **given(
             holdout_fraction=holdout_fraction,
             holdout_frauds=holdout_frauds,

@@ -61,7 +61,7 @@ def _judging(command: F) -> F:
 
 LIMIT_OPTIONS = {
     "min_rows": "Canary rows a step needs before it is judged at all.",
-    "max_flag_ratio": "Breach when the 95% interval of the canary's flag rate over the "
+    "max_flag_ratio": "Breach when the 99% interval of the canary's flag rate over the "
     "champion's lies wholly above this (or below its inverse).",
     "max_psi": "Breach when the PSI of the canary's scores against its own reference exceeds this.",
     "max_error_rate": "Breach when more than this share of the canary's rows failed to score "
