@@ -61,6 +61,13 @@ MONITOR_METRICS = {
     "model_calibration_drift_detected",
     "model_baseline_f1_score",
     "model_baseline_recall",
+    "model_alert_precision",
+    "model_review_coverage",
+    "model_label_completeness",
+    "model_alerts",
+    "model_reviewed_alerts",
+    "model_settled_predictions",
+    "fraud_monitor_figure_status",
 }
 ROLLOUT_METRICS = {"fraud_rollout_step", "fraud_rollout_share"}  # pushed by `fraud rollout`
 PROMETHEUS_METRICS = {"up", "push_time_seconds"}

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import requests
 
+from fraud_detection.prediction_log import open_engine, read_window
 from fraud_detection.registry import Registry
 from fraud_detection.store import open_store
 from ops_files import alert_rules, dashboard_panels, metric_names, recorded_names
@@ -86,10 +88,14 @@ def replayed(stack: dict[str, str], real_data: Path) -> dict[str, object]:
             "--label-delay", "1", "--json",
         ).stdout
     )  # fmt: skip
+    review_the_alerts(stack)
+    # Every label of this replay is in within seconds: no horizon to wait for, so the rates
+    # are measured on the window itself (with the default 60 days they would be unknown).
+    settled_at_once = {**os.environ, "FRAUD_LABEL_MATURITY_DAYS": "0"}
     monitored = json.loads(
         fraud(
             "monitor", "--store", stack["store"], "--database-url", stack["database"],
-            "--pushgateway", stack["gateway"], "--json",
+            "--pushgateway", stack["gateway"], "--json", env=settled_at_once,
         ).stdout
     )  # fmt: skip
     prometheus = stack["prometheus"]
@@ -102,6 +108,20 @@ def replayed(stack: dict[str, str], real_data: Path) -> dict[str, object]:
         timeout=60,
     )
     return {"simulate": simulated, "monitor": monitored}
+
+
+def review_the_alerts(stack: dict[str, str]) -> None:
+    """An analyst's review of the replayed alerts, as the review page sends it: the alert
+    precision and review coverage panels need their series."""
+    window = read_window(open_engine(stack["database"]), datetime(2000, 1, 1))
+    alerts = window[window.is_fraud & window.label.notna()]
+    labels = [
+        {"transaction_id": tid, "label": int(label), "source": "review", "reviewer": "e2e"}
+        for tid, label in zip(alerts.transaction_id, alerts.label, strict=True)
+    ]
+    assert labels, "the replay raised alerts"
+    response = requests.post(f"{stack['service']}/feedback", json={"labels": labels}, timeout=10)
+    assert response.status_code == 200
 
 
 def _value(result: list[dict[str, object]]) -> float:

@@ -56,6 +56,9 @@ def push_gauges(
         "Share of the window's rows whose class is known",
         known["label_completeness"],
     )
+    gauge(
+        "model_alerts", "Alerts (flagged served rows) in the window", float(result.reviews.alerts)
+    )
     gauge("model_reviewed_alerts", "Reviewed alerts in the window", float(result.reviews.reviewed))
     gauge(
         "model_settled_predictions",
