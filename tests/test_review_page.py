@@ -199,3 +199,18 @@ def test_a_down_database_answers_503_in_a_page(make_app: MakeApp, store: Path) -
     _sign_in(client, name="Ann")
     page = client.get("/review")
     assert page.status_code == 503 and "prediction log is unavailable" in page.text
+
+
+def test_undo_takes_the_last_decision_back(open_app: Flask) -> None:
+    client = open_app.test_client()
+    _sign_in(client, name="Ann")
+    first = re.findall(r"/review/alerts/(\d+)", client.get("/review").text)[0]
+    page = client.get(f"/review/alerts/{first}").text
+    client.post(f"/review/alerts/{first}/label", data={"csrf": _csrf(page), "label": "legit"})
+    assert "a1" not in _queue_ids(client.get("/review").text)
+    undone = client.post("/review/undo", data={"csrf": _csrf(page)})
+    assert undone.status_code == 303 and undone.location == f"/review/alerts/{first}"
+    assert "Took back the label of a1" in client.get(undone.location).text
+    assert _queue_ids(client.get("/review").text)[0] == "a1"
+    again = client.post("/review/undo", data={"csrf": _csrf(page)})
+    assert again.location == "/review" and "Nothing to undo" in client.get("/review").text

@@ -19,7 +19,7 @@ from fraud_detection.prediction_log import (
     utc_now,
 )
 from fraud_detection.review_policy import Alert, queue_key
-from fraud_detection.serving.review.queue import (
+from fraud_detection.serving.review.queries import (
     REVIEW,
     QueueFilter,
     alert_for,

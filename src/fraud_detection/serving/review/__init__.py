@@ -37,7 +37,7 @@ from ..endpoints import route
 from ..http_errors import refusal
 from . import access
 from .chart import explanation_chart
-from .queue import (
+from .queries import (
     PAGE_SIZE,
     REVIEW,
     QueueFilter,

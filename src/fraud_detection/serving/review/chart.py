@@ -4,7 +4,7 @@ inline SVG, so the page needs no chart library and nothing from the network."""
 
 from dataclasses import dataclass
 
-from .queue import Contribution
+from .queries import Contribution
 
 WIDTH = 640
 ROW = 30

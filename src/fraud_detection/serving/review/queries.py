@@ -237,7 +237,9 @@ def neighbour(engine: Engine, where: QueueFilter, alert: QueueRow, after: bool) 
         and_(p == key[0], at == key[1], tid == key[2], i > key[3]),
     )
     order = _ORDER if after else tuple(map(_reversed, _ORDER))
-    beyond = later if after else ~later & (i != alert.id)
+    # The bound on the score alone is redundant, but lets the index seek to this alert's
+    # place instead of scanning every alert above (or below) it.
+    beyond = (p <= key[0]) & later if after else (p >= key[0]) & ~later & (i != alert.id)
     return _first_id(engine, select(i).where(where.where(), beyond).order_by(*order))
 
 
