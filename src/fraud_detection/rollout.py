@@ -26,11 +26,11 @@ DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
 RESAMPLES = 2000
 SEED = 0
 LEVEL = 0.99
-"""The flag-rate ratio's interval: a step is judged again at every `fraud rollout step` while
-it holds, and each look is another chance of a false abort. At 95% a canary identical to the
-champion was rolled back in about 0.5% of single looks at 300 canary rows (0.25% flag rate,
-simulated); at 99% in none of 400, while a canary flagging 10x still breaches at the first
-look 78% of the time and surely a few looks later."""
+"""The flag-rate ratio's interval. A step is judged again at every `fraud rollout step` while
+it holds, and each look is another chance of a false abort: at 99% a canary as good as the
+champion is aborted in 0.6-1.0% of steps judged 10 times, one flagging 10x in 80% of steps by
+300 canary rows and 99% by 1,000 (benchmarks/RESULTS.md, "Safe rollout: the flag-rate
+check")."""
 
 State = Literal["open", "completed", "aborted"]
 Action = Literal["advance", "complete", "hold", "abort"]
