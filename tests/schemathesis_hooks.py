@@ -1,9 +1,10 @@
 """schemathesis hooks (loaded through SCHEMATHESIS_HOOKS) for the contract run in test_contract.py.
 
 JSON Schema cannot say that a V2 tensor's `data` holds exactly N x 30 values for `shape`
-[N, 30], nor that every row's Amount (its 30th value) is >= 0; the document says so in words.
-This hook makes the positive V2 bodies schemathesis generates obey those two rules, so that
-"a valid request is accepted" is checked on bodies that are valid. Negative ones are untouched.
+[N, 30], nor that every row's Amount (its 30th value) is >= 0, nor that a list of
+`parameters.event_time` holds one time per row; the document says so in words. This hook
+makes the positive V2 bodies schemathesis generates obey those rules, so that "a valid request
+is accepted" is checked on bodies that are valid. Negative ones are untouched.
 """
 
 from typing import Any
@@ -32,4 +33,9 @@ def map_case(context: Any, case: Any) -> Any:
     rows = [[*row[:-1], abs(row[-1])] for row in _rows(tensor["data"])]
     tensor["data"] = rows if nested else [value for row in rows for value in row]
     tensor["shape"] = [len(rows), tensor["shape"][1]]
+    parameters = case.body.get("parameters")
+    times = parameters.get("event_time") if isinstance(parameters, dict) else None
+    if isinstance(times, list):
+        generated = times or ["2026-03-01T00:00:00Z"]
+        parameters["event_time"] = [generated[i % len(generated)] for i in range(len(rows))]
     return case

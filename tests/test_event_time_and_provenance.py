@@ -202,3 +202,23 @@ def test_an_old_log_gains_the_new_columns_in_place(database_url: str) -> None:
     }  # fmt: skip
     insert_predictions(engine, [tuple(row[c] for c in LOG_COLUMNS)])
     assert read_window(engine, datetime(2026, 1, 31)).event_time.tolist() == [datetime(2026, 2, 1)]
+
+
+def test_v2_parameters_must_be_an_object(app: Flask) -> None:
+    body = {
+        "inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP32", "data": [0.0] * 30}],
+        "parameters": [None],
+    }
+    response = app.test_client().post("/v2/models/fraud-detector/infer", json=body)
+    assert response.status_code == 400 and "parameters" in response.get_json()["error"]
+
+
+def test_the_openapi_document_names_event_time_and_the_label_provenance(app: Flask) -> None:
+    schemas = app.test_client().get("/openapi.json").get_json()["components"]["schemas"]
+    assert schemas["Transaction"]["properties"]["event_time"]["format"] == "date-time"
+    label = schemas["Label"]["properties"]
+    assert label["source"]["enum"] == ["review", "chargeback", "other"]
+    assert label["source"]["default"] == "other"
+    assert {"observed_at", "reviewer"} <= label.keys()
+    parameters = schemas["V2Request"]["properties"]["parameters"]["properties"]
+    assert "event_time" in parameters

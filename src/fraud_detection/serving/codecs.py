@@ -345,7 +345,9 @@ def decode_v2(request: Request, max_batch: int) -> InferRequest:
 def _v2_event_times(document: dict[str, Any], rows: int) -> list[datetime | None]:
     """`parameters.event_time`: one ISO 8601 time for every row, or a list of one per row."""
     parameters = document.get("parameters")
-    value = parameters.get("event_time") if isinstance(parameters, dict) else None
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidInput("parameters must be an object", field="parameters")
+    value = parameters.get("event_time") if parameters else None
     if value is None:
         return [None] * rows
     if not isinstance(value, list):

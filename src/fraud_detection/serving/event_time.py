@@ -18,10 +18,11 @@ def parse_time(value: Any, field: str, path: str | None = None) -> datetime:
     if not isinstance(value, str):
         raise wrong
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError as exc:
+        # RFC 3339 allows a lowercase t and z; Python's parser takes only the capitals.
+        at = datetime.fromisoformat(value.upper())
+        return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+    except (ValueError, OverflowError) as exc:  # Overflow: before year 1 or after 9999 in UTC
         raise wrong from exc
-    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
 def optional_time(document: Any, field: str, prefix: str = "") -> datetime | None:

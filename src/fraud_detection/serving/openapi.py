@@ -77,6 +77,33 @@ def _transaction() -> dict[str, Any]:
     for name in FEATURES:
         schema["properties"][name].setdefault("minimum", -FLOAT32_MAX)
         schema["properties"][name]["maximum"] = FLOAT32_MAX
+    schema["properties"]["event_time"] = {
+        **OPTIONAL_TIME,
+        "description": (
+            "When the transaction happened (ISO 8601; no zone means UTC). Logged beside the "
+            "receive time; monitoring windows, label maturity and cohorts go by it, by the "
+            "receive time when absent."
+        ),
+    }
+    return schema
+
+
+EVENT_TIME = {"type": "string", "format": "date-time"}
+OPTIONAL_TIME = {"type": ["string", "null"], "format": "date-time"}
+"""A time that may be left out or null (then: when the service received it)."""
+
+
+def _label() -> dict[str, Any]:
+    schema = Label.model_json_schema()
+    schema["properties"]["source"]["description"] = (
+        "review: an analyst reviewed the alert; chargeback: the cardholder disputed the "
+        "transaction; other: anything else (labels stored before sources existed read as other)."
+    )
+    schema["properties"]["reviewer"]["description"] = "Who reviewed it (the review page's name)."
+    schema["properties"]["observed_at"] = {
+        **OPTIONAL_TIME,
+        "description": "When the label was learnt (ISO 8601; no zone: UTC); default: on receipt.",
+    }
     return schema
 
 
@@ -138,6 +165,19 @@ def _v2_request(settings: Settings) -> dict[str, Any]:
                 "pattern": ID_PATTERN,
             },
             "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": tensor},
+            "parameters": {
+                "type": ["object", "null"],
+                "properties": {
+                    "event_time": {
+                        "oneOf": [OPTIONAL_TIME, {"type": "array", "items": EVENT_TIME}],
+                        "description": (
+                            "When the rows happened (ISO 8601; no zone: UTC): one time for "
+                            "every row, or a list of one per row (N of them, checked by the "
+                            "service). Logged beside the receive time, as /predict's event_time."
+                        ),
+                    }
+                },
+            },
             "outputs": {
                 "type": ["array", "null"],
                 "items": output,
@@ -333,7 +373,7 @@ def _components(settings: Settings) -> dict[str, Any]:
     return {
         "Transaction": _transaction(),
         "Batch": _batch(settings.max_batch),
-        "Label": Label.model_json_schema(),
+        "Label": _label(),
         "Labels": _list_of("labels", "Label", settings.max_batch),
         "V2Request": _v2_request(settings),
         **generated["$defs"],
