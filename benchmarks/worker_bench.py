@@ -10,6 +10,7 @@ Usage: python benchmarks/worker_bench.py [--data PATH] [--seconds 10] [--connect
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import tempfile
@@ -20,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
-from serve_bench import DEFAULT_DATA, free_port, start, wrk
+from serve_bench import DEFAULT_DATA, free_port, start, worker_pids, wrk
 
 from fraud_detection.schema import FEATURES
 from results import write_section
@@ -56,6 +57,16 @@ def probes(port: int, rounds: int = 20) -> dict[str, float]:
             spent.append((time.perf_counter() - started) * 1000)
         time.sleep(0.1)
     return {"median": statistics.median(spent), "max": max(spent), "failed": failed}
+
+
+def workers_cpu_seconds(master: int) -> float:
+    """User plus system CPU seconds the master's workers have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in worker_pids(master):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def stalled_probes(port: int, sent: bytes) -> dict[str, float]:
@@ -96,7 +107,10 @@ def main() -> None:
             proc = start("app:app", env, port, body)
             try:
                 wrk(port, body, 2, args.connections)  # warm-up
+                cpu = workers_cpu_seconds(proc.pid)
                 run = wrk(port, body, args.seconds, args.connections)
+                cpu = workers_cpu_seconds(proc.pid) - cpu
+                run["cpu ms"] = 1000 * cpu / run["answered"]
                 for kind, sent in STALLED.items():
                     run |= {f"{kind} {k}": v for k, v in stalled_probes(port, sent).items()}
             finally:
@@ -106,12 +120,14 @@ def main() -> None:
             runs[name].append(run)
     ours, plain = (runs[name] for name in WORKERS)
     ratios = [a["rps"] / b["rps"] for a, b in zip(ours, plain, strict=True)]
+    cpu_ratios = [a["cpu ms"] / b["cpu ms"] for a, b in zip(ours, plain, strict=True)]
 
     def cell(values: list[dict[str, float]], key: str, fmt: str) -> str:
         return " / ".join(format(v[key], fmt) for v in values)
 
     rows = [
         f"| {name} | {cell(v, 'rps', ',.0f')} | {cell(v, 'p99', '.1f')} | "
+        f"{cell(v, 'cpu ms', '.2f')} | "
         f"{cell(v, 'head median', '.0f')} ({cell(v, 'head failed', '.0f')}) | "
         f"{cell(v, 'body median', '.0f')} ({cell(v, 'body failed', '.0f')}) |"
         for name, v in runs.items()
@@ -127,14 +143,17 @@ def main() -> None:
             "kubelet's). Client and server share the same 2 cores; each cell lists the "
             f"{args.rounds} interleaved rounds.",
             "",
-            "| worker | /predict requests/s | p99 ms | probe median ms, stalled heads "
-            "(probes failed of 40) | the same, stalled bodies |",
-            "|---|---:|---:|---:|---:|",
+            "| worker | /predict requests/s | p99 ms | worker CPU ms per request | probe "
+            "median ms, stalled heads (probes failed of 40) | the same, stalled bodies |",
+            "|---|---:|---:|---:|---:|---:|",
             *rows,
             "",
             "BufferingWorker / gthread requests/s, per round: "
             + ", ".join(f"{r:.2f}" for r in ratios)
-            + f" (median {statistics.median(ratios):.2f}).",
+            + f" (median {statistics.median(ratios):.2f}); workers' CPU per request: "
+            + ", ".join(f"{r:.2f}" for r in cpu_ratios)
+            + f" (median {statistics.median(cpu_ratios):.2f}). Requests/s moves with whatever "
+            "else runs on the machine; CPU per request much less so.",
         ]
     )
     write_section("gunicorn worker", "python benchmarks/worker_bench.py", body_md)
