@@ -140,7 +140,7 @@ class PredictionLogWriter:
         self._waiting_rows = 0  # every queued row, in memory or on disk
         self._in_flight_since: float | None = None  # of the group being written
         self._failing = False
-        self._ready = threading.Condition()
+        self._ready = threading.Condition(threading.Lock())  # not reentrant: cheaper
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
