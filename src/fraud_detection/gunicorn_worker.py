@@ -151,6 +151,14 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
             except OSError:
                 data = b""
             if not data:
+                if arriving.needed is not None:
+                    # The client ended its side inside the body: the body is shorter than
+                    # its Content-Length, which is a 400, never a silent close.
+                    _target.v2 = arriving.v2
+                    with contextlib.suppress(OSError):
+                        write_json_error(
+                            sock, 400, "Bad Request", "the body is shorter than its Content-Length"
+                        )
                 self._drop(arriving)
                 return
             arriving.data += data
