@@ -22,9 +22,12 @@ def table(figures: dict[str, object]) -> str:
         ("of which the canary judged at the abort", f"{figures['bad_judged_canary_rows']:,}"),
         ("bad version: rows it answered in all (incl. the reload lag)", f"{canary:,}"),
         ("its share of the rows until the abort", f"{canary / max(rows_until, 1):.1%}"),
-        ("seconds from start to abort", f"{figures['seconds_until_abort']:.1f} s"),
+        ("seconds from start to the aborting step", f"{figures['seconds_until_abort']:.1f} s"),
         ("why", str(figures["bad_reason"])),
-        ("replicas without the canary after", seconds(figures["replicas_back_s"])),  # type: ignore[arg-type]
+        (
+            "replicas without the canary, after its alias was removed",
+            seconds(figures["replicas_back_s"]),  # type: ignore[arg-type]
+        ),
         ("bound (reload interval + 2 s)", f"{figures['reload_interval_s'] + 2:.1f} s"),  # type: ignore[operator]
         ("canary rows logged after that bound", figures["late_canary_rows"]),
         ("server errors (all replicas)", figures["server_errors"]),
@@ -40,7 +43,7 @@ def main() -> None:
         f"{figures['reload_interval_s']} s) share a moto S3 store and one PostgreSQL log "
         "behind the shipped nginx, scraped by Prometheus; `fraud simulate --synthetic` sends "
         "up to 300 transactions/s in requests of 10. `fraud rollout step --prometheus` runs "
-        "every 2 s instead of hourly, with `--min-rows 300`. First a version retrained on the "
+        "every 1-2 s instead of hourly, with `--min-rows 300`. First a version retrained on the "
         "same data goes through 5% -> 25% -> 50% (`--min-duration 5s`) and becomes champion; "
         "then a copy of it whose threshold flags ten times as many rows starts at 5% "
         "(`--min-duration 1h`, so only a breach ends its step).\n\n" + table(figures)

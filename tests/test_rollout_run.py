@@ -11,7 +11,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from flask import Flask
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from conftest import MakeApp
 from fraud_detection.cli import cli
@@ -20,7 +20,14 @@ from fraud_detection.errors import RolloutAborted, UsageError
 from fraud_detection.prediction_log import count_rows, ensure_schema, open_engine
 from fraud_detection.registry import CANARY, Registry
 from fraud_detection.rollout import Limits
-from fraud_detection.rollout_run import begin, load, open_rollout, report, require_not_aborted
+from fraud_detection.rollout_run import (
+    assess,
+    begin,
+    load,
+    open_rollout,
+    report,
+    require_not_aborted,
+)
 from fraud_detection.rollout_run import step as judge_step
 from fraud_detection.schema import FEATURES
 from fraud_detection.serving import dataplane
@@ -29,6 +36,9 @@ from prometheus_helpers import running_pushgateway
 from waiting import wait_for
 
 LIMITS = Limits(min_duration_s=3600, min_rows=60)
+CANARY_IDS = (
+    "SELECT transaction_id FROM predictions WHERE variant = 'canary' AND model_version = :v"
+)
 ROWS = make_synthetic(rows=40_000, seed=11)
 _ids = itertools.count()
 
@@ -213,3 +223,25 @@ def test_retrain_with_rollout_starts_one_for_a_winner_instead_of_promoting(
     rollout = open_rollout(registry)
     assert rollout is not None and (rollout.version, rollout.champion) == ("3", "1")
     assert "Rolling out version 3" in result.output
+
+
+def test_only_analysts_reviews_count_towards_alert_precision(
+    service: tuple[Flask, Engine], store: Path, clock: Clock
+) -> None:
+    app, engine = service
+    registry = Registry(open_store(str(store)))
+    loud = register_with_threshold(registry, "1", 0.0)  # every canary row is an alert
+    begin(registry, loud, steps=(0.5, 1.0), limits=LIMITS, now=clock.now, reason="test")
+    reload(app)
+    clock.pass_(minutes=1)
+    send(app, engine, 400)
+    with engine.connect() as conn:
+        alerts = [r[0] for r in conn.execute(text(CANARY_IDS), {"v": loud}).all()][:40]
+    labels = [
+        {"transaction_id": tid, "label": i % 2, "source": "review" if i < 20 else "chargeback"}
+        for i, tid in enumerate(alerts)
+    ]
+    assert app.test_client().post("/feedback", json={"labels": labels}).status_code == 200
+    result = assess(registry, engine, now=clock.pass_(minutes=1))
+    assert result is not None
+    assert (result.canary.reviewed, result.canary.confirmed) == (20, 10)

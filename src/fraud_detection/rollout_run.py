@@ -198,9 +198,11 @@ def read_step_rows(
     engine: Engine, rollout: Rollout, since: datetime, until: datetime
 ) -> pd.DataFrame:
     """variant, probability, is_fraud, latency_ms and review label of the step's rows."""
-    review = feedback.c.transaction_id == predictions.c.transaction_id
-    if "source" in feedback.c:  # labels by source: only reviews judge alert precision
-        review = and_(review, feedback.c.source == "review")
+    # Only an analyst's review judges alert precision: a chargeback arrives weeks later and
+    # only for frauds, so counting it would make any step's alerts look better than they are.
+    review = and_(
+        feedback.c.transaction_id == predictions.c.transaction_id, feedback.c.source == "review"
+    )
     p = predictions.c
     query = (
         select(p.variant, p.probability, p.is_fraud, p.latency_ms, feedback.c.label)
