@@ -31,6 +31,13 @@ def _shared(command: F) -> F:
     )
 
 
+PUSHGATEWAY = click.option(
+    "--pushgateway",
+    help="Push fraud_rollout_step and fraud_rollout_share here (default: PUSHGATEWAY_URL).",
+)
+"""The option of the commands that change a rollout: their gauges go to the Pushgateway."""
+
+
 def _judging(command: F) -> F:
     """The options of the commands that judge a step against the prediction log."""
     options = (
@@ -41,10 +48,6 @@ def _judging(command: F) -> F:
             help="Also read each variant's scoring errors and p99 latency from this Prometheus "
             "(e.g. http://127.0.0.1:9090); without it errors are unknown and latency comes "
             "from the log.",
-        ),
-        click.option(
-            "--pushgateway",
-            help="Push fraud_rollout_step and fraud_rollout_share here (default: PUSHGATEWAY_URL).",
         ),
         click.option(
             "--report",
@@ -121,9 +124,7 @@ def rollout_group() -> None:
 )
 @_limit_options
 @click.option("--reason", default="fraud rollout start", show_default=True)
-@click.option(
-    "--pushgateway", help="Push fraud_rollout_step and fraud_rollout_share here (PUSHGATEWAY_URL)."
-)
+@PUSHGATEWAY
 @_shared
 def start_command(
     version: str,
@@ -153,6 +154,7 @@ def start_command(
 
 
 @rollout_group.command("step")
+@PUSHGATEWAY
 @_judging
 def step_command(**options: Any) -> None:
     """Judge the step in progress and act: advance, hold, complete, or abort (exit 1)."""
@@ -202,9 +204,7 @@ def status_command(**options: Any) -> None:
 
 @rollout_group.command("abort")
 @click.option("--reason", default="aborted by hand (fraud rollout abort)", show_default=True)
-@click.option(
-    "--pushgateway", help="Push fraud_rollout_step and fraud_rollout_share here (PUSHGATEWAY_URL)."
-)
+@PUSHGATEWAY
 @_shared
 def abort_command(
     reason: str, pushgateway: str | None, store_uri: str | None, model_name: str | None
@@ -224,7 +224,7 @@ def _open(options: dict[str, Any]) -> tuple[Settings, Registry]:
         model_store=options["store_uri"],
         model_name=options["model_name"],
         database_url=options["database_url"],
-        pushgateway_url=options["pushgateway"],
+        pushgateway_url=options.get("pushgateway"),
     )
     return settings, open_registry(settings)
 
