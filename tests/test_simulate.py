@@ -524,6 +524,21 @@ def test_shifts_apply_in_order_and_amount_stays_non_negative() -> None:
     assert (rows["Amount"] > 0).all()  # the input is left as it was
 
 
+def test_a_shift_from_a_day_on_changes_only_the_later_rows(
+    service: Service, tmp_path: Path
+) -> None:
+    path, new = dataset(tmp_path)
+    result = run(service, "--data", path, "--days", "10", "--shift", "V14+100",
+                 "--shift-from", "5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    later = (new["Time"] - new["Time"].iloc[0]) / (
+        new["Time"].iloc[-1] - new["Time"].iloc[0]
+    ) >= 0.5
+    sent = pd.DataFrame(service.transactions())
+    np.testing.assert_allclose(sent["V14"], new["V14"] + np.where(later, 100.0, 0.0))
+    assert 0 < later.sum() < len(new)
+
+
 def test_spread_rows_keeps_first_and_last_and_every_kth() -> None:
     frame = pd.DataFrame({"x": range(100)}, index=range(1000, 1100))
     assert spread_rows(frame, 5).index.tolist() == [1000, 1024, 1049, 1074, 1099]

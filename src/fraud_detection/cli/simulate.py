@@ -24,6 +24,7 @@ from ..simulate import (
     ShiftError,
     Summary,
     apply_shifts,
+    elapsed,
     new_data,
     parse_shift,
     replay,
@@ -138,6 +139,15 @@ def _summary_table(summary: Summary, tag: str) -> Table:
     callback=_shifts,
     metavar="EXPR",
     help="Simulate drift: FEATURE OP NUMBER with OP one of + - * (Amount*3, V14+2). Repeatable.",
+)
+@click.option(
+    "--shift-from",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="DAYS",
+    help="Apply --shift only to rows this many days after the first (of --days when given): "
+    "a degradation that starts mid-replay.",
 )
 @click.option("--url", show_default=_default("url"), help="The service.")
 @click.option(
@@ -259,6 +269,7 @@ def simulate(
     history_fraction: float | None,
     limit: int | None,
     shifts: list[Shift],
+    shift_from: float,
     url: str | None,
     token: str | None,
     rate: float | None,
@@ -323,10 +334,13 @@ def simulate(
     df, source = load_command_data(settings, synthetic, synthetic_rows, min_samples=2)
     tag = f"{SYNTHETIC} " if synthetic else ""
     new = new_data(df, **given(history_fraction=history_fraction))
-    rows = apply_shifts(spread_rows(new, limit), shifts)
+    rows = spread_rows(new, limit)
+    later = elapsed(rows, days) >= shift_from * 86_400
+    rows = apply_shifts(rows, shifts, later)
     if wait_ready > 0:
         wait_until_ready(options.url, wait_ready)
     drift = f"; shifts {', '.join(map(str, shifts))}" if shifts else ""
+    drift += f" from day {shift_from:g}" if shifts and shift_from else ""
     err.print(
         f"{tag}Replaying {len(rows):,} transactions ({int(rows['Class'].sum()):,} frauds) "
         f"from {source} to {options.url} at {_pace(options)}, {options.batch_size} per "

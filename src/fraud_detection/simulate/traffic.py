@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,12 +66,19 @@ def parse_shift(expression: str) -> Shift:
     return Shift(feature, match["op"], value)
 
 
-def apply_shifts(rows: pd.DataFrame, shifts: Sequence[Shift]) -> pd.DataFrame:
-    """A copy of `rows` with every shift applied in order; Amount stays >= 0 (the service
-    refuses negative amounts, so a shift below zero stops at zero)."""
+def apply_shifts(
+    rows: pd.DataFrame,
+    shifts: Sequence[Shift],
+    where: "np.ndarray[Any, np.dtype[np.bool_]] | None" = None,
+) -> pd.DataFrame:
+    """A copy of `rows` with every shift applied in order to the rows `where` marks (all by
+    default); Amount stays >= 0 (the service refuses negative amounts, so a shift below zero
+    stops at zero)."""
     shifted = rows.copy()
+    chosen = np.ones(len(rows), dtype=bool) if where is None else where
     for shift in shifts:
-        shifted[shift.feature] = shift.apply(shifted[shift.feature].astype(np.float64))
+        values = shifted[shift.feature].astype(np.float64)
+        shifted[shift.feature] = values.where(~chosen, shift.apply(values))
     if shifts:
         shifted["Amount"] = shifted["Amount"].clip(lower=0.0)
     return shifted
@@ -104,14 +112,20 @@ def due_time(start: float, sent: int, rate: float) -> float:
     return start + sent / rate if rate > 0 else start
 
 
-def event_times(rows: pd.DataFrame, start: datetime, days: float | None) -> list[datetime]:
-    """Each row's event time: its Time after the first row's, from `start`; stretched so the
-    rows span `days` (default: their own span, seconds as the dataset counts them)."""
-    offsets = (rows["Time"] - rows["Time"].iloc[0]).to_numpy(dtype=np.float64)
+def elapsed(rows: pd.DataFrame, days: float | None) -> "np.ndarray[Any, np.dtype[np.float64]]":
+    """Seconds from the first row to each row: their Time apart, stretched so the rows span
+    `days` (default: their own span, seconds as the dataset counts them)."""
+    time = rows["Time"].to_numpy(dtype=np.float64)
+    offsets: np.ndarray[Any, np.dtype[np.float64]] = time - time[0] if len(time) else time
     span = float(offsets[-1]) if len(offsets) else 0.0
     if days is not None and span > 0:
         offsets = offsets * (days * 86_400 / span)
-    return [start + timedelta(seconds=float(s)) for s in offsets]
+    return offsets
+
+
+def event_times(rows: pd.DataFrame, start: datetime, days: float | None) -> list[datetime]:
+    """Each row's event time: `elapsed` from `start`."""
+    return [start + timedelta(seconds=float(s)) for s in elapsed(rows, days)]
 
 
 class SimClock:
