@@ -239,10 +239,11 @@ class Replay:
         summary = self.summary
         records = [self._transaction(i) for i in batch]
         body: Any = records[0] if len(records) == 1 else {"instances": records}
-        answer = self._post_with_retries("/predict", body)
+        # Counted before the answer: a Ctrl-C while it is awaited leaves the batch sent.
         summary.sent += len(batch)
-        summary.replay_seconds = self.clock() - self.started
         summary.frauds += int(self.labels[batch.start : batch.stop].sum())
+        answer = self._post_with_retries("/predict", body)
+        summary.replay_seconds = self.clock() - self.started
         scored = scored_rows(answer, [self.ids[i] for i in batch]) if answer.status == 200 else None
         if scored is None:
             problem = answer.problem or "unreadable answer"
