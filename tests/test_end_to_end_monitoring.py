@@ -98,11 +98,17 @@ def replayed(stack: dict[str, str], real_data: Path) -> dict[str, object]:
             "--pushgateway", stack["gateway"], "--json", env=settled_at_once,
         ).stdout
     )  # fmt: skip
+    # The hourly rollout step of fraud schedule, with no rollout open: its gauges exist.
+    fraud(
+        "rollout", "step", "--store", stack["store"], "--database-url", stack["database"],
+        "--pushgateway", stack["gateway"],
+    )  # fmt: skip
     prometheus = stack["prometheus"]
-    # Prometheus has caught up once it has scraped every replayed transaction and the push.
+    # Prometheus has caught up once it has scraped every replayed transaction and the pushes.
     wait_for(
         lambda: (
             bool(query(prometheus, "model_drift_detected"))
+            and bool(query(prometheus, "fraud_rollout_step"))
             and _value(query(prometheus, "sum(fraud_predictions_total)")) == REPLAYED
         ),
         timeout=60,

@@ -184,6 +184,13 @@ def test_the_cli_starts_reports_aborts_and_exits_1_on_a_breach(
     runner = CliRunner()
     none = runner.invoke(cli, ["rollout", "step", *judged])
     assert none.exit_code == 0 and "No rollout" in none.output
+    with running_pushgateway() as gateway:
+        idle = runner.invoke(cli, ["rollout", "step", *judged, "--pushgateway", gateway])
+        pushed = requests.get(f"{gateway}/metrics", timeout=10).text
+    # Before any rollout the series exist (an alert on them can be evaluated), at 0.
+    assert idle.exit_code == 0, idle.output
+    never = 'job="fraud-rollout",model="fraud-detector",state="none",version=""'
+    assert f'fraud_rollout_step{{instance="",{never}}} 0' in pushed
     started = runner.invoke(
         cli, ["rollout", "start", loud, "--steps", "10,50", "--min-rows", "60", *where]
     )
@@ -205,6 +212,11 @@ def test_the_cli_starts_reports_aborts_and_exits_1_on_a_breach(
     assert f'fraud_rollout_share{{instance="",{labels}}} 0' in pushed
     assert (tmp_path / "r.md").read_text().startswith(f"# Rollout of version {loud}")
     assert canary_of(registry) is None
+    with running_pushgateway() as gateway:
+        idle = runner.invoke(cli, ["rollout", "step", *judged, "--pushgateway", gateway])
+        pushed = requests.get(f"{gateway}/metrics", timeout=10).text
+    # The hourly step with nothing open keeps the abort showing until the next rollout.
+    assert idle.exit_code == 0 and f'fraud_rollout_step{{instance="",{labels}}} 1' in pushed
     again = runner.invoke(cli, ["rollout", "abort", *where])
     assert again.exit_code == 2 and "no rollout" in again.output
 

@@ -356,21 +356,25 @@ def _cell(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, float) else f"{value:,}"
 
 
-def push_gauges(rollout: Rollout, gateway: str, model_name: str) -> None:
+def push_gauges(rollout: Rollout | None, gateway: str, model_name: str) -> None:
     """fraud_rollout_step (1-based; the step it ended at once it ended) and
     fraud_rollout_share (0 once it ended), labelled by version and state; the push replaces
-    the group, so an aborted rollout shows until the next one starts."""
+    the group, so an aborted rollout shows until the next one starts. With no rollout ever,
+    both are 0 with state "none": the series exist (and the job is seen to run) from day one."""
     registry = CollectorRegistry()
-    labels = {"version": rollout.version, "state": rollout.state}
+    if rollout is None:
+        labels = {"version": "", "state": "none"}
+    else:
+        labels = {"version": rollout.version, "state": rollout.state}
     step = Gauge(
         "fraud_rollout_step", "Step of the rollout (1-based)", list(labels), registry=registry
     )
-    step.labels(**labels).set(rollout.step + 1)
+    step.labels(**labels).set(0 if rollout is None else rollout.step + 1)
     share = Gauge(
         "fraud_rollout_share",
         "Share of the champion's traffic the canary takes",
         list(labels),
         registry=registry,
     )
-    share.labels(**labels).set(rollout.share)
+    share.labels(**labels).set(0.0 if rollout is None else rollout.share)
     push_to_gateway(gateway, job=JOB, registry=registry, grouping_key={"model": model_name})

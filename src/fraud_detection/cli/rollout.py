@@ -183,6 +183,8 @@ def step_here(
     )
     if result is None:
         click.echo(f"No rollout of {registry.name} is open: nothing to judge.")
+        # The last rollout's end (an abort keeps alerting) or "none": never a missing series.
+        _push(rollout_run.load(registry), settings, settings.model_name)
         return
     _show(result, result.after, now, report_path, as_json)
     _push(result.after, settings, settings.model_name)
@@ -256,7 +258,7 @@ def _as_json(result: rollout_run.StepResult | None, rollout: Rollout | None) -> 
     return data
 
 
-def _push(rollout: Rollout, settings: Settings, model_name: str) -> None:
+def _push(rollout: Rollout | None, settings: Settings, model_name: str) -> None:
     if not settings.pushgateway_url:
         return
     try:
