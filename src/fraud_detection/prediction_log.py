@@ -273,8 +273,9 @@ COPY_TYPES = [_COPY_TYPE[type(predictions.c[name].type)] for name in LOG_COLUMNS
 def insert_predictions(engine: Engine, rows: Sequence[Sequence[Any]]) -> None:
     """Append logged predictions (value tuples in LOG_COLUMNS order) in one transaction.
 
-    PostgreSQL gets binary COPY, SQLite the driver's executemany: both skip SQLAlchemy's own
-    parameter handling, and serving workers share the CPU they use with their requests.
+    PostgreSQL gets binary COPY, SQLite multi-row INSERTs through the driver: both skip
+    SQLAlchemy's own parameter handling, and serving workers share the CPU they use with their
+    requests.
     """
     names = ", ".join(engine.dialect.identifier_preparer.quote(c) for c in LOG_COLUMNS)
     if engine.dialect.name == "postgresql":
@@ -286,15 +287,29 @@ def insert_predictions(engine: Engine, rows: Sequence[Sequence[Any]]) -> None:
                     copy.write_row(row)
         return
     mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    marks = ", ".join([mark] * len(LOG_COLUMNS))
+    marks = "(" + ", ".join([mark] * len(LOG_COLUMNS)) + ")"
     # B608 accepted: the names are the table's own columns, quoted, and every value is bound.
-    sql = f"INSERT INTO predictions ({names}) VALUES ({marks})"  # nosec B608
-    if engine.dialect.name == "sqlite":
-        rows = [_sqlite_times(row) for row in rows]
+    sql = f"INSERT INTO predictions ({names}) VALUES {marks}"  # nosec B608
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql, list(rows))
+        return
+    # SQLite: a statement of SQLITE_ROWS rows at a time, so the driver steps (and lets go of
+    # the GIL, which request threads then wait to take back) once per chunk, not once per row;
+    # the rest row by row, one statement each, as the driver caches one text per size.
+    rows = [_sqlite_times(row) for row in rows]
+    whole = len(rows) - len(rows) % SQLITE_ROWS
+    chunk_sql = sql + f", {marks}" * (SQLITE_ROWS - 1)
     with engine.begin() as conn:
-        conn.exec_driver_sql(sql, list(rows))
+        for start in range(0, whole, SQLITE_ROWS):
+            values = tuple(v for row in rows[start : start + SQLITE_ROWS] for v in row)
+            conn.exec_driver_sql(chunk_sql, values)
+        if whole < len(rows):
+            conn.exec_driver_sql(sql, rows[whole:])
 
 
+SQLITE_ROWS = 50
+"""Rows per multi-row INSERT in SQLite (2,200 values, under its limit of 32,766)."""
 _TIMES = [LOG_COLUMNS.index(name) for name in ("created_at", "event_time")]
 
 

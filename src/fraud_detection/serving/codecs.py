@@ -197,6 +197,9 @@ def _lone_surrogate(document: Any) -> str | None:
 def _float32(x: NDArray[np.float64], where: Callable[[int, str], str]) -> NDArray[np.float32]:
     """`x` as the model's float32; a value it cannot represent is a 400 naming its field
     (`where(row, feature)` says where it came from)."""
+    # NaN makes the maximum NaN, which compares False: every bad value takes the slow path.
+    if np.abs(x).max() <= FLOAT32_MAX:
+        return x.astype(np.float32)
     with np.errstate(invalid="ignore"):
         bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN compares False: caught with the infinities
     if bad.any():
@@ -275,7 +278,8 @@ def decode_predict(request: Request, max_batch: int) -> PredictRequest:
 def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
     """`explain` from the body (a boolean), else from the query string (true/false/1/0);
     both are validated."""
-    query = request.args.get("explain")
+    # Most requests carry no query string: parsing an empty one still costs a MultiDict.
+    query = request.args.get("explain") if request.query_string else None
     if query is not None and query not in EXPLAIN_QUERY:
         raise InvalidInput(f"query explain must be true or false (got {query!r})", field="explain")
     if "explain" in document:

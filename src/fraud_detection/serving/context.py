@@ -2,7 +2,7 @@
 
 from typing import Any, cast
 
-from flask import current_app, request
+from flask import Request, current_app, request
 
 from .dataplane import DataPlane
 from .endpoints import METRIC_LABELS
@@ -14,9 +14,15 @@ def current_plane() -> DataPlane:
     return cast(DataPlane, current_app.extensions["fraud"])
 
 
-def metric_label() -> str:
+def current_request() -> Request:
+    """The request itself rather than Flask's proxy to it: every attribute read through the
+    proxy looks the request up again, which the hot path pays for a dozen times."""
+    return cast(Request, request._get_current_object())  # type: ignore[attr-defined]
+
+
+def metric_label(req: Request | None = None) -> str:
     """The endpoint label of the route handling this request, from the endpoint table."""
-    return METRIC_LABELS.get(request.endpoint or "", OTHER)
+    return METRIC_LABELS.get((req or request).endpoint or "", OTHER)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -110,6 +110,12 @@ def bucket(transaction_id: str) -> float:
 
 
 @lru_cache(maxsize=64)
+def _latency(endpoint: str, version: str) -> Any:
+    """The latency child of one endpoint and model version, bound once, not per request."""
+    return metrics.LATENCY.labels(endpoint, version)
+
+
+@lru_cache(maxsize=64)
 def _children(version: str, variant: str) -> tuple[Any, Any, Any]:
     """The labelled metric children of one model version, bound once, not per request."""
     return (
@@ -311,7 +317,7 @@ class DataPlane:
             )
         answering = {part.scored.model.version for part in parts if part.answered}
         version = answering.pop() if len(answering) == 1 else model.version
-        metrics.LATENCY.labels(endpoint, version).observe(time.perf_counter() - started)
+        _latency(endpoint, version).observe(time.perf_counter() - started)
         return Prediction(model, ids, parts)
 
     def feedback(self, labels: Labels) -> int:

@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from .bodies import Models, Stored
 from .codecs import (
@@ -14,7 +14,7 @@ from .codecs import (
     encode_model,
     encode_predict,
 )
-from .context import current_plane, metric_label
+from .context import current_plane, current_request, metric_label
 from .endpoints import route
 
 bp = Blueprint("predict", __name__)
@@ -26,9 +26,10 @@ def predict() -> Any:
     reasons (TreeSHAP) for every one with `explain` (the log writer explains flagged ones)."""
     started = time.perf_counter()
     plane = current_plane()
-    body = decode_predict(request, plane.settings.max_batch)
+    req = current_request()
+    body = decode_predict(req, plane.settings.max_batch)
     prediction = plane.predict(
-        body.x, body.ids, metric_label(), started, body.explain, body.event_times
+        body.x, body.ids, metric_label(req), started, body.explain, body.event_times
     )
     return encode_predict(prediction, body.batch)
 
@@ -37,7 +38,7 @@ def predict() -> Any:
 def feedback() -> Any:
     """Store analyst labels ({transaction_id, label} or {"labels": [...]}) by transaction id."""
     plane = current_plane()
-    stored = plane.feedback(decode_feedback(request, plane.settings.max_batch))
+    stored = plane.feedback(decode_feedback(current_request(), plane.settings.max_batch))
     return body_response(Stored(stored=stored))
 
 

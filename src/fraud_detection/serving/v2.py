@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from .bodies import V2Live, V2ModelReady, V2Ready
 from .codecs import (
@@ -13,7 +13,7 @@ from .codecs import (
     encode_v2,
     encode_v2_metadata,
 )
-from .context import current_plane, metric_label
+from .context import current_plane, current_request, metric_label
 from .endpoints import route
 
 bp = Blueprint("v2", __name__)
@@ -52,8 +52,9 @@ def infer(name: str, version: str | None = None) -> Any:
     started = time.perf_counter()
     plane = current_plane()
     plane.model(name, version)  # an unknown model is a 404 whatever the body
-    body = decode_v2(request, plane.settings.max_batch)
+    req = current_request()
+    body = decode_v2(req, plane.settings.max_batch)
     prediction = plane.infer(
-        name, version, body.x, body.ids, metric_label(), started, body.event_times
+        name, version, body.x, body.ids, metric_label(req), started, body.event_times
     )
     return encode_v2(name, body, prediction)
