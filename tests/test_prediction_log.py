@@ -1,6 +1,6 @@
 """The prediction log and /feedback on SQLite and PostgreSQL, in-process."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
+from sqlalchemy.dialects.sqlite import DATETIME
 
 from conftest import MakeApp
 from fraud_detection.log_record import LOG_COLUMNS
@@ -18,6 +19,7 @@ from fraud_detection.prediction_log import (
     open_engine,
     predictions,
     read_window,
+    sqlite_time,
     utc_now,
 )
 from fraud_detection.schema import COLUMNS
@@ -195,3 +197,18 @@ def test_plain_postgres_urls_use_the_installed_driver() -> None:
 
 def test_every_column_of_the_table_but_its_key_is_a_logged_value() -> None:
     assert {c.name for c in predictions.columns} - {"id"} == set(LOG_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 3, 1, 9, 30),  # a zero microsecond, which isoformat leaves out
+        datetime(2026, 3, 1, 9, 30, 0, 7),
+        datetime(1, 1, 1),  # strftime would write the year as "1", out of order
+        datetime(999, 12, 31, 23, 59, 59, 999_999),
+    ],
+)
+def test_the_log_writes_times_as_sqlalchemy_stores_them_in_sqlite(at: datetime) -> None:
+    """The writer formats times itself (it skips SQLAlchemy's parameter handling): the text
+    must be SQLAlchemy's own, or windows and joins on time would compare unlike strings."""
+    assert sqlite_time(at) == DATETIME().bind_processor(None)(at)  # type: ignore[arg-type]

@@ -133,7 +133,7 @@ def score(model: LoadedModel, x: NDArray[np.float32], variant: str) -> Scored:
         metrics.SCORING_ERRORS.labels(model.version, variant).inc(len(x))
         raise
     is_fraud = decide(probabilities, model.threshold)
-    frauds = int(is_fraud.sum())
+    frauds = int(np.count_nonzero(is_fraud))
     fraud_count, legit_count, score_histogram = _children(model.version, variant)
     if frauds:
         fraud_count.inc(frauds)
