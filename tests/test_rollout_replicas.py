@@ -42,6 +42,10 @@ REPLICAS = 3
 RELOAD_INTERVAL = 2.0
 RATE = 300  # transactions per second, in requests of 10
 MIN_ROWS = 300  # canary rows a step needs: PSI's small-sample bias, ~11 bins / rows, stays low
+# Traffic is counted in rows, not seconds, so a slow machine only stretches it: the good version
+# needs about 8,000 (300 canary rows at 5%, then 25% and 50%), the bad one 6,000 before its
+# abort and rows after it to show none reach the canary once the replicas have reloaded.
+GOOD_ROWS, BAD_ROWS = 18_000, 12_000
 # Set by benchmarks/rollout_bench.py: where the test leaves its figures.
 FIGURES_ENV = "FRAUD_ROLLOUT_FIGURES"
 
@@ -167,7 +171,7 @@ def test_a_good_version_rolls_out_through_every_step_and_a_bad_one_is_rolled_bac
     figures: dict[str, Any] = {"replicas": REPLICAS, "reload_interval_s": RELOAD_INTERVAL}
 
     # (a) v2, retrained on the same data, earns the traffic step by step.
-    with traffic(stack.balancer, 24_000, "good", tmp_path) as good:
+    with traffic(stack.balancer, GOOD_ROWS, "good", tmp_path) as good:
         started = CliRunner().invoke(cli, [*start, "2", "--min-duration", "5s"])
         assert started.exit_code == 0, started.output
         decisions: list[dict[str, Any]] = []
@@ -186,7 +190,7 @@ def test_a_good_version_rolls_out_through_every_step_and_a_bad_one_is_rolled_bac
 
     # (b) a version flagging ten times as much is rolled back at the first step.
     loud = flagging_ten_times(registry, "2")
-    with traffic(stack.balancer, 24_000, "bad", tmp_path) as bad:
+    with traffic(stack.balancer, BAD_ROWS, "bad", tmp_path) as bad:
         bad_started = time.time()
         started = CliRunner().invoke(cli, [*start, loud, "--min-duration", "1h"])
         assert started.exit_code == 0, started.output
