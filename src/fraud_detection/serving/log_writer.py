@@ -78,12 +78,14 @@ class _Spilled:
     def groups(self, spool: Spool, rows: int) -> Iterator[list[_Queued]]:
         """Its records read back, about `rows` rows at a time."""
         group: list[_Queued] = []
+        size = 0
         for _, found in records(spool.read(self.segment, self.start, self.end)):
             if found:
                 group.append(_Queued(found, len(found), self.segment, self.since))
-            if sum(q.size for q in group) >= rows:
+                size += len(found)
+            if size >= rows:
                 yield group
-                group = []
+                group, size = [], 0
         if group:
             yield group
 
@@ -92,7 +94,14 @@ class _Progress:
     """Marks a group's rows done, oldest first, in the spool files their batches came from."""
 
     def __init__(self, taken: list[_Queued], spool: Spool | None) -> None:
-        self._left = deque((q.segment, q.size) for q in taken)
+        # One entry per run of batches from the same file: a done mark (a write to the file)
+        # per file a group touched, not one per request.
+        self._left: deque[tuple[Segment | None, int]] = deque()
+        for queued in taken:
+            if self._left and self._left[-1][0] is queued.segment:
+                self._left[-1] = (queued.segment, self._left[-1][1] + queued.size)
+            else:
+                self._left.append((queued.segment, queued.size))
         self._spool = spool
 
     def rest(self) -> list[tuple[Segment | None, int]]:
