@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,6 @@ def staged_app(stage: str) -> Any:
     constant = {"fraud_probability": 0.0, "is_fraud": False}
 
     def predict() -> Any:
-        import time
-
         started = time.perf_counter()
         req = current_request()
         if stage == "flask":

@@ -361,6 +361,7 @@ def main() -> None:
         OURS: ("app:app", ours("b"), REPO, single(body)),
     }
     baseline_name = f"(b0) (b) at {args.baseline}"
+    flagged_baseline = f"(d0) (d) at {args.baseline}"
     if args.baseline:
         baseline_tree = tmp / "baseline"
         subprocess.run(
@@ -383,6 +384,8 @@ def main() -> None:
         # Right after (b), so the two logs run under the most similar conditions.
         apps[POSTGRES] = ("app:app", ours("b2", DATABASE_URL=postgres), REPO, single(body))
     apps[FLAGGED] = ("app:app", ours("d"), REPO, single(flagged_body))
+    if args.baseline:
+        apps[flagged_baseline] = ("app:app", ours("d0"), baseline_tree, single(flagged_body))
     apps[MIX] = ("app:app", ours("e"), REPO, mixed(body, flagged_body))
     apps[COMMON] = (
         "sklearn_app:app",
@@ -458,6 +461,11 @@ def main() -> None:
     if args.baseline:
         ratio = b["rps"] / http[baseline_name]["rps"]
         checks[f"(b) >= 0.95 x (b0) requests/s (no slower than {args.baseline})"] = (
+            ratio,
+            ratio >= 0.95,
+        )
+        ratio = http[FLAGGED]["rps"] / http[flagged_baseline]["rps"]
+        checks[f"(d) >= 0.95 x (d0) requests/s (flagged: no slower than {args.baseline})"] = (
             ratio,
             ratio >= 0.95,
         )
