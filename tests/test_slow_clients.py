@@ -1,9 +1,12 @@
-"""Slow clients (a head or a body begun, then silence) cannot starve the service: liveness
-and readiness probes keep answering, directly under gunicorn and behind the shipped nginx."""
+"""Slow clients (a head or a body begun, then silence; answers never read) cannot starve the
+service: probes and other clients keep being answered, directly under gunicorn and behind the
+shipped nginx."""
 
+import json
 import runpy
 import socket
 import statistics
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ import requests
 
 from prometheus_helpers import REPO, host_port
 from proxy_helpers import running_nginx
-from serving_helpers import serve
+from serving_helpers import serve, transaction
 
 # The liveness probe's timeoutSeconds in deploy/kubernetes (a kubelet gives up after it).
 PROBE_TIMEOUT = 3.0
@@ -136,3 +139,55 @@ def test_behind_nginx_many_stalled_heads_leave_probes_answering_at_once(
     ):
         assert_probes_unhurried(proxy)
         assert_probes_unhurried(url)
+
+
+def test_a_client_that_stops_reading_its_answers_holds_up_no_one(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    """The worker's event loop answers small scoring requests itself; one whose client has
+    stopped reading goes to a thread instead, so the loop never waits on that client."""
+    # Explained, for larger answers: they fill the buffers sooner.
+    body = json.dumps({**transaction(transaction_id="never-read"), "explain": True}).encode()
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: fraud\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    stop = threading.Event()
+    with serve(trained_store, tmp_path, workers=1) as url:
+        host, port = urllib.parse.urlsplit(url).netloc.split(":")
+        deaf = socket.socket()
+        # Its unread answers soon fill a small window, then the service's send buffer, which
+        # a small segment size keeps small on loopback as on a real network.
+        deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        deaf.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        # Each request on its own, not coalesced: pipelined ones go to a thread anyway.
+        deaf.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deaf.connect((host, int(port)))
+        deaf.settimeout(0.2)
+
+        def send_without_reading() -> None:
+            # Paced so that each arrives alone, even when the service pauses (a log flush).
+            while not stop.wait(0.01):
+                try:
+                    deaf.sendall(request)
+                except TimeoutError:
+                    continue  # the service stopped reading it: keep trying until told
+                except OSError:
+                    return  # the service closed it
+
+        flood = threading.Thread(target=send_without_reading)
+        flood.start()
+        try:
+            time.sleep(4)
+            spent = []
+            for _ in range(20):
+                started = time.perf_counter()
+                answer = requests.post(f"{url}/predict", json=transaction(), timeout=15)
+                spent.append(time.perf_counter() - started)
+                assert answer.status_code == 200
+        finally:
+            stop.set()
+            flood.join()
+            deaf.close()
+    # Writing into a full send buffer would hold the loop for the socket timeout (10 s).
+    assert max(spent) < 2.0, sorted(spent)

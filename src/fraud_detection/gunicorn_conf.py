@@ -21,9 +21,10 @@ wsgi_app = "fraud_detection.serving.wsgi:app"
 # threads add no throughput. Slow clients no longer need them: the worker (gthread with its
 # event loop reading each request in first, gunicorn_worker.py) gives a request a thread only
 # once its head and Content-Length body have arrived, so a stalled head or body costs a
-# socket, not a thread; the 8 threads cover what a thread still reads itself (a chunked body,
-# one after Expect: 100-continue), bounded by READ_TIMEOUT. A proxy (deploy/nginx) still
-# buffers in front, and bounds how many sockets a client may hold.
+# socket, not a thread, and a small scoring request is answered by that loop itself. The 8
+# threads serve the other routes (which may wait on the database or S3) and what a thread still
+# reads itself (a chunked body, one after Expect: 100-continue), bounded by READ_TIMEOUT. A
+# proxy (deploy/nginx) still buffers in front, and bounds how many sockets a client may hold.
 worker_class = "fraud_detection.gunicorn_worker.BufferingWorker"
 threads = 8
 timeout = 30

@@ -11,6 +11,14 @@ bytes so far, never a thread. A head must be complete within READ_TIMEOUT (then 
 body may pause at most READ_TIMEOUT between reads (then 400). A chunked body, or one after
 `Expect: 100-continue`, is read by the thread as before, under pre_request's READ_TIMEOUT.
 
+A small scoring request (POST /predict or V2 infer, a body of at most INLINE_BODY bytes) is
+answered by the event loop itself once it is in, not handed to a thread: it is CPU-bound
+and holds the GIL, so a thread adds no concurrency, only two hand-offs (the pool's queue,
+then the loop's wake-up pipe) and the contention for the GIL each time one lets it go
+(onnxruntime does, on every call). Its answer (a few KB at most) fits the socket's send buffer,
+so writing it never waits on the client: a client with unsent answers still queued (one
+that stopped reading), or with a next request already behind this one, gets a thread.
+
 gunicorn answers a malformed request itself (400, 414, 431, 501...) before the application
 sees it, with an HTML page written by `gunicorn.util.write_error`; each worker replaces that
 function with one writing the service's JSON error body (the Open Inference Protocol's
@@ -22,10 +30,15 @@ only, never the application.
 """
 
 import contextlib
+import fcntl
 import json
+import re
 import selectors
+import struct
+import termios
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -42,6 +55,9 @@ _RECV = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 # Enough of a request line to tell a /v2 target (gunicorn refuses longer lines anyway).
 _LINE = 8192
+# A scoring body up to this size (a few transactions) is answered by the event loop.
+INLINE_BODY = 4096
+_SCORING = re.compile(rb"/predict|/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
 # Error codes of gunicorn's own answers, in the service's closed set.
 _CODES = {
     400: "invalid_request",
@@ -84,6 +100,8 @@ class _Arriving:
     needed: int | None = None
     # The first line names a /v2 path: gunicorn's own answer then takes the V2 shape.
     v2: bool = field(default=False)
+    # A small scoring request: the event loop answers it (module docstring).
+    inline: bool = False
 
 
 class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
@@ -171,7 +189,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
     def _ready(self, arriving: _Arriving) -> bool:
         """Whether the request is in (or gunicorn must refuse it): time for a thread."""
         if arriving.needed is None:
-            arriving.v2 = _is_v2(bytes(arriving.data[:_LINE]))
+            method, path = _request_line(bytes(arriving.data[:_LINE]))
+            arriving.v2 = path == b"/v2" or path.startswith(b"/v2/")
             end = arriving.data.find(_HEAD_END)
             if end < 0:
                 return len(arriving.data) > self.max_head
@@ -179,6 +198,9 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
             if body is None:
                 return True
             arriving.needed = end + len(_HEAD_END) + body
+            arriving.inline = (
+                method == b"POST" and body <= INLINE_BODY and _SCORING.fullmatch(path) is not None
+            )
             arriving.deadline = time.monotonic() + READ_TIMEOUT
         return len(arriving.data) >= arriving.needed
 
@@ -187,6 +209,12 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
         conn.init()  # the parser, on a blocking socket
         conn.parser.unreader.unread(bytes(arriving.data))
         conn.fraud_v2 = arriving.v2
+        # Bytes past this request are the next one, pipelined: a thread serves them in turn.
+        if arriving.inline and len(arriving.data) == arriving.needed and not _unsent(conn.sock):
+            answered: Future[Any] = Future()
+            answered.set_result(self.handle(conn))  # handle() answers every error itself
+            self.finish_request(conn, answered)
+            return
         super().enqueue_req(conn)
 
     def _drop(self, arriving: _Arriving) -> None:
@@ -219,8 +247,14 @@ def _body_length(head: bytes, limit: int) -> int | None:
     return length if length <= limit else None
 
 
-def _is_v2(start: bytes) -> bool:
-    """Whether the request line at the `start` of a request has a target under /v2."""
+def _request_line(start: bytes) -> tuple[bytes, bytes]:
+    """The method and the path (no query) of the request line at the `start` of a request."""
     parts = start.lstrip(b"\r\n").split(b"\r\n", 1)[0].split(b" ")
     target = parts[1] if len(parts) > 1 else b""
-    return target == b"/v2" or target.startswith((b"/v2/", b"/v2?"))
+    return parts[0], target.split(b"?", 1)[0]
+
+
+def _unsent(sock: Any) -> int:
+    """Bytes written to the socket that the client has not received yet (SIOCOUTQ)."""
+    (queued,) = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))
+    return int(queued)
