@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
-from serve_bench import DEFAULT_DATA, free_port, start, worker_pids, wrk
+from serve_bench import DEFAULT_DATA, free_port, single, start, worker_pids, wrk
 
 from fraud_detection.schema import FEATURES
 from results import write_section
@@ -106,9 +106,9 @@ def main() -> None:
             }
             proc = start("app:app", env, port, body)
             try:
-                wrk(port, body, 2, args.connections)  # warm-up
+                wrk(port, single(body), 2, args.connections)  # warm-up
                 cpu = workers_cpu_seconds(proc.pid)
-                run = wrk(port, body, args.seconds, args.connections)
+                run = wrk(port, single(body), args.seconds, args.connections)
                 cpu = workers_cpu_seconds(proc.pid) - cpu
                 run["cpu ms"] = 1000 * cpu / run["answered"]
                 for kind, sent in STALLED.items():

@@ -34,10 +34,10 @@ import fcntl
 import json
 import re
 import selectors
-import struct
 import termios
 import threading
 import time
+from array import array
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
@@ -256,5 +256,6 @@ def _request_line(start: bytes) -> tuple[bytes, bytes]:
 
 def _unsent(sock: Any) -> int:
     """Bytes written to the socket that the client has not received yet (SIOCOUTQ)."""
-    (queued,) = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))
-    return int(queued)
+    queued = array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)
+    return queued[0]
