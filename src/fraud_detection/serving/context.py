@@ -20,9 +20,9 @@ def current_request() -> Request:
     return cast(Request, request._get_current_object())  # type: ignore[attr-defined]
 
 
-def metric_label(req: Request | None = None) -> str:
-    """The endpoint label of the route handling this request, from the endpoint table."""
-    return METRIC_LABELS.get((req or request).endpoint or "", OTHER)
+def metric_label(req: Request) -> str:
+    """The endpoint label of the route handling `req`, from the endpoint table."""
+    return METRIC_LABELS.get(req.endpoint or "", OTHER)
 
 
 def openapi_document() -> dict[str, Any]:

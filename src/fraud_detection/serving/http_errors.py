@@ -10,7 +10,7 @@ fraud_request_errors_total. /v2 routes answer the Open Inference Protocol's erro
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
@@ -27,7 +27,7 @@ from ..errors import (
 from . import metrics
 from .bodies import Error, ErrorDetail, V2Error
 from .codecs import body_response
-from .context import metric_label
+from .context import current_request, metric_label
 
 
 class Status(NamedTuple):
@@ -100,9 +100,10 @@ def v2_body(error: Refusal) -> V2Error:
 
 
 def _answer(error: Refusal) -> Response:
-    metrics.ERRORS.labels(metric_label(), error.reason).inc()
+    req = current_request()
+    metrics.ERRORS.labels(metric_label(req), error.reason).inc()
     # By path, not blueprint: a 404 or 405 under /v2 matched no route, so has no blueprint.
-    v2 = request.path == "/v2" or request.path.startswith("/v2/")
+    v2 = req.path == "/v2" or req.path.startswith("/v2/")
     response = body_response(v2_body(error) if v2 else predict_body(error), error.status)
     response.headers.update(error.headers)
     return response
