@@ -483,8 +483,10 @@ def main() -> None:
     )
     body_md = "\n".join(
         [
-            "gunicorn: 2 workers (gthread), each revision's own config (today 8 threads a "
-            f"worker); wrk: 1 thread, {args.connections} connections, {args.seconds} s after a "
+            "gunicorn: 2 workers, each revision's own config (today the service's worker: "
+            "gthread with 8 threads a worker, whose event loop answers a scoring request of "
+            "at most 4 KiB itself, the floor's included); wrk: 1 thread, "
+            f"{args.connections} connections, {args.seconds} s after a "
             "2 s warm-up, one real transaction of the test period per request (legitimate, "
             "or flagged by the model); the model is `fraud train` on the real data (100 "
             f"trees). Client and server share the same {os.cpu_count()} cores; "
