@@ -2,6 +2,7 @@
 service: probes and other clients keep being answered, directly under gunicorn and behind the
 shipped nginx."""
 
+import contextlib
 import json
 import runpy
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from fraud_detection.gunicorn_worker import unsent_bytes
 from prometheus_helpers import REPO, host_port
 from proxy_helpers import running_nginx
 from serving_helpers import serve, transaction
@@ -191,3 +193,21 @@ def test_a_client_that_stops_reading_its_answers_holds_up_no_one(
             deaf.close()
     # Writing into a full send buffer would hold the loop for the socket timeout (10 s).
     assert max(spent) < 2.0, sorted(spent)
+
+
+def test_the_loop_answers_only_when_nothing_it_wrote_is_still_queued(tmp_path: Path) -> None:
+    """What decides between the loop and a thread: the socket's send queue, read from the
+    kernel; where it cannot be read, the request gets a thread (as if something were queued)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn, _ = server.accept()
+        with conn:
+            assert unsent_bytes(conn) == 0
+            conn.setblocking(False)
+            with contextlib.suppress(BlockingIOError):  # until the client's window is full
+                while True:
+                    conn.send(b"x" * 65536)
+            assert unsent_bytes(conn) > 0
+    with (tmp_path / "not-a-socket").open("w") as file:
+        assert unsent_bytes(file) == -1

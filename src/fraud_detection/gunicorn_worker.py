@@ -58,6 +58,8 @@ _LINE = 8192
 # A scoring body up to this size (a few transactions) is answered by the event loop.
 INLINE_BODY = 4096
 _SCORING = re.compile(rb"/predict|/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
+# SIOCOUTQ on a Linux socket: the bytes of its send queue.
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 # Error codes of gunicorn's own answers, in the service's closed set.
 _CODES = {
     400: "invalid_request",
@@ -210,7 +212,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
         conn.parser.unreader.unread(bytes(arriving.data))
         conn.fraud_v2 = arriving.v2
         # Bytes past this request are the next one, pipelined: a thread serves them in turn.
-        if arriving.inline and len(arriving.data) == arriving.needed and not _unsent(conn.sock):
+        alone = len(arriving.data) == arriving.needed
+        if arriving.inline and alone and unsent_bytes(conn.sock) == 0:
             answered: Future[Any] = Future()
             answered.set_result(self.handle(conn))  # handle() answers every error itself
             self.finish_request(conn, answered)
@@ -254,8 +257,14 @@ def _request_line(start: bytes) -> tuple[bytes, bytes]:
     return parts[0], target.split(b"?", 1)[0]
 
 
-def _unsent(sock: Any) -> int:
-    """Bytes written to the socket that the client has not received yet (SIOCOUTQ)."""
+def unsent_bytes(sock: Any) -> int:
+    """Bytes written to the socket that the client has not received yet (SIOCOUTQ); -1 where
+    the system cannot tell, and the request then gets a thread."""
+    if _OUTQ is None:
+        return -1
     queued = array("i", [0])
-    fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)
+    try:
+        fcntl.ioctl(sock.fileno(), _OUTQ, queued)
+    except OSError:
+        return -1
     return queued[0]
