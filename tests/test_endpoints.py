@@ -9,7 +9,7 @@ from flask import Flask
 from conftest import MakeApp
 from fraud_detection.config import Settings
 from fraud_detection.serving import auth
-from fraud_detection.serving.endpoints import ENDPOINTS, Endpoint
+from fraud_detection.serving.endpoints import ENDPOINTS, Endpoint, inline_paths
 from serving_helpers import transaction
 
 
@@ -71,3 +71,12 @@ def test_the_document_marks_exactly_the_guarded_routes(store: Path, make_app: Ma
     token = {"Authorization": "Bearer s3cret"}
     assert client.post("/admin/reload", headers=token).status_code == 401
     assert client.post("/predict", json=transaction(), headers=token).status_code == 200
+
+
+def test_the_worker_answers_in_its_loop_only_the_scoring_routes() -> None:
+    """Routes that may wait on the database or S3 must keep their threads."""
+    paths = inline_paths()
+    for scoring in (b"/predict", b"/v2/models/m/infer", b"/v2/models/m/versions/3/infer"):
+        assert paths.fullmatch(scoring), scoring
+    for other in (b"/feedback", b"/admin/reload", b"/metrics", b"/review", b"/predict/x"):
+        assert not paths.fullmatch(other), other

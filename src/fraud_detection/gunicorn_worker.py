@@ -11,13 +11,14 @@ bytes so far, never a thread. A head must be complete within READ_TIMEOUT (then 
 body may pause at most READ_TIMEOUT between reads (then 400). A chunked body, or one after
 `Expect: 100-continue`, is read by the thread as before, under pre_request's READ_TIMEOUT.
 
-A small scoring request (POST /predict or V2 infer, a body of at most INLINE_BODY bytes) is
-answered by the event loop itself once it is in, not handed to a thread: it is CPU-bound
-and holds the GIL, so a thread adds no concurrency, only two hand-offs (the pool's queue,
-then the loop's wake-up pipe) and the contention for the GIL each time one lets it go
-(onnxruntime does, on every call). Its answer (a few KB at most) fits the socket's send buffer,
-so writing it never waits on the client: a client with unsent answers still queued (one
-that stopped reading), or with a next request already behind this one, gets a thread.
+A small scoring request (a POST to a route the endpoint table marks `inline`: /predict and
+V2 infer; a body of at most INLINE_BODY bytes) is answered by the event loop itself once it
+is in, not handed to a thread: it is CPU-bound and holds the GIL, so a thread adds no
+concurrency, only two hand-offs (the pool's queue, then the loop's wake-up pipe) and the
+contention for the GIL each time one lets it go (onnxruntime does, on every call). Its answer
+(a few KB at most) fits the socket's send buffer, so writing it never waits on the client: a
+client with unsent answers still queued (one that stopped reading), or with a next request
+already behind this one, gets a thread.
 
 gunicorn answers a malformed request itself (400, 414, 431, 501...) before the application
 sees it, with an HTML page written by `gunicorn.util.write_error`; each worker replaces that
@@ -32,7 +33,6 @@ only, never the application.
 import contextlib
 import fcntl
 import json
-import re
 import selectors
 import termios
 import threading
@@ -57,7 +57,6 @@ _HEAD_END = b"\r\n\r\n"
 _LINE = 8192
 # A scoring body up to this size (a few transactions) is answered by the event loop.
 INLINE_BODY = 4096
-_SCORING = re.compile(rb"/predict|/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
 # SIOCOUTQ on a Linux socket: the bytes of its send queue.
 _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 # Error codes of gunicorn's own answers, in the service's closed set.
@@ -119,6 +118,10 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
         fields = self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2)
         self.max_head = int(limit_line + fields + 4)
         self.arriving: dict[Any, _Arriving] = {}
+        # In the worker, not at import: the master never loads the application's modules.
+        from .serving.endpoints import inline_paths
+
+        self.inline_paths = inline_paths()
         # TLS and HTTP/2 cleartext read their own bytes first: plain gthread serves them.
         self.buffering = not self.cfg.is_ssl and self.cfg.http2_cleartext == "off"
         super().init_process()
@@ -201,7 +204,9 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
                 return True
             arriving.needed = end + len(_HEAD_END) + body
             arriving.inline = (
-                method == b"POST" and body <= INLINE_BODY and _SCORING.fullmatch(path) is not None
+                method == b"POST"
+                and body <= INLINE_BODY
+                and self.inline_paths.fullmatch(path) is not None
             )
             arriving.deadline = time.monotonic() + READ_TIMEOUT
         return len(arriving.data) >= arriving.needed

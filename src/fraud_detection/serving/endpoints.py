@@ -1,10 +1,12 @@
 """Every route the service answers, in one table: its paths, who may call it, how it is counted.
 
 The blueprints register their views from it (`route`), auth guards by it, the metrics label
-and skip by it, and the OpenAPI document marks its guarded operations by it. A view that is
-not in the table cannot be registered.
+and skip by it, the OpenAPI document marks its guarded operations by it, and the gunicorn
+worker answers small requests to its `inline` routes in its event loop. A view that is not in
+the table cannot be registered.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -38,6 +40,9 @@ class Endpoint:
     fraud_request_errors_total measure them, with model labels, at half the cost."""
     api: bool = True
     """In /openapi.json; the review pages are not: a browser's HTML forms, not an API."""
+    inline: bool = False
+    """CPU-bound, never waiting on the database or S3: a small request is answered by the
+    worker's event loop rather than a thread (gunicorn_worker)."""
 
 
 POST = ("POST",)
@@ -55,7 +60,15 @@ _V2_INFER = tuple(f"{p}/infer" for p in _V2_MODEL)
 ENDPOINTS: dict[str, Endpoint] = {
     e.name: e
     for e in (
-        Endpoint("predict.predict", ("/predict",), POST, SCORING, "predict", http_metrics=False),
+        Endpoint(
+            "predict.predict",
+            ("/predict",),
+            POST,
+            SCORING,
+            "predict",
+            http_metrics=False,
+            inline=True,
+        ),
         Endpoint("predict.feedback", ("/feedback",), POST, SCORING, "feedback"),
         Endpoint("predict.models", ("/models",)),
         Endpoint("ops.health", ("/health",)),
@@ -67,7 +80,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("v2.server_metadata", ("/v2",)),
         Endpoint("v2.model_metadata", _V2_MODEL),
         Endpoint("v2.model_ready", _V2_READY),
-        Endpoint("v2.infer", _V2_INFER, POST, SCORING, "v2_infer", http_metrics=False),
+        Endpoint("v2.infer", _V2_INFER, POST, SCORING, "v2_infer", http_metrics=False, inline=True),
         _review("queue", ""),
         _review("alert", "/alerts/<int:alert_id>"),
         _review("label", "/alerts/<int:alert_id>/label", POST),
@@ -80,6 +93,18 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 # Flask endpoint name -> metric label, for the routes that have their own.
 METRIC_LABELS = {e.name: e.metric for e in ENDPOINTS.values() if e.metric != OTHER}
+
+
+def inline_paths() -> re.Pattern[bytes]:
+    """The request paths of the `inline` routes, a path parameter matching one segment."""
+    paths = [
+        re.sub(r"<[^>]+>", "[^/]+", re.escape(path))
+        for e in ENDPOINTS.values()
+        if e.inline
+        for path in e.paths
+    ]
+    return re.compile("|".join(paths).encode())
+
 
 View = TypeVar("View", bound=RouteCallable)
 
