@@ -9,10 +9,10 @@ forest, (f) the least /predict can cost with the same duties (lean_app.py: one r
 routing policy or reload, each duty in the fewest Python steps): how much of the distance to
 the floor is the duties themselves, and how much our structure. Load comes from wrk (Debian
 package `wrk`), in interleaved rounds: the machine may be shared, so ratios are measured side
-by side and the load average is reported. Then (b) once
-more with one worker killed (SIGKILL) in the middle of the load: the prediction log's
-accounting after it. With --baseline REV, (b) also runs as it was at git revision REV, in the
-same rounds, so a change's cost is a ratio measured in one run.
+by side and the load average is reported. Then (b) once more with one worker killed (SIGKILL)
+in the middle of the load: the prediction log's accounting after it. With --baseline REV, (b)
+also runs as it was at git revision REV, in the same rounds, so a change's cost is a ratio
+measured in one run.
 Usage: python benchmarks/serve_bench.py [--data PATH] [--seconds 15] [--connections 8]
        [--rounds 3] [--baseline REV]
 """
