@@ -9,6 +9,7 @@ from . import ops, predict, v2
 from .auth import install_auth, required_tokens
 from .dataplane import DataPlane
 from .endpoints import ENDPOINTS
+from .fast_path import ENDPOINT, PredictFastPath
 from .holder import ModelHolder
 from .http_errors import install_error_handlers
 from .http_metrics import install_http_metrics
@@ -45,6 +46,9 @@ def create_app(settings: Settings) -> Flask:
     install_http_metrics(app, {e.name for e in ENDPOINTS.values() if not e.http_metrics})
     install_auth(app, required)
     install_error_handlers(app)
+    app.wsgi_app = PredictFastPath(  # type: ignore[method-assign]
+        app.wsgi_app, plane, required.get(ENDPOINT.name), settings.max_body_bytes
+    )
     plane.start()
     return app
 

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from flask import Flask, Request, request
+from flask import Flask, request
 
 from ..config import Settings
 from ..errors import Unauthorized
@@ -54,9 +54,9 @@ def required_tokens(settings: Settings) -> Mapping[str, tuple[str, ...]]:
     return {e.name: guarded[e.guard] for e in ENDPOINTS.values() if e.guard in guarded}
 
 
-def bearer_token(req: Request) -> str | None:
-    """The token of an `Authorization: Bearer ...` header, if any."""
-    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer ...` header's value, if any."""
+    scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
@@ -76,5 +76,6 @@ def install_auth(app: Flask, required: Mapping[str, tuple[str, ...]]) -> None:
     @app.before_request
     def check_token() -> None:
         needed = required.get(request.endpoint or "")
-        if needed is not None and not token_allowed(bearer_token(request), needed):
+        given = bearer_token(request.headers.get("Authorization", ""))
+        if needed is not None and not token_allowed(given, needed):
             raise Unauthorized("missing or invalid bearer token")

@@ -250,7 +250,17 @@ def _batch(document: Any, key: str, max_batch: int) -> list[Any] | None:
 
 def decode_predict(request: Request, max_batch: int) -> PredictRequest:
     """One transaction object, or {"instances": [...]} with 1..max_batch of them."""
-    document = json_body(request)
+    _content_type(request, ("application/json",))
+    body = read_body(request)
+    # Most requests carry no query string: parsing an empty one still costs a MultiDict.
+    query = request.args.get("explain") if request.query_string else None
+    return predict_request(body, max_batch, query)
+
+
+def predict_request(body: bytes, max_batch: int, query_explain: str | None) -> PredictRequest:
+    """A /predict body (and its query's `explain`, if any), validated: what `decode_predict`
+    reads from Flask's request and the fast path (fast_path.py) from the WSGI environ."""
+    document = parse_json(body)
     instances = _batch(document, "instances", max_batch)
     if instances is not None:
         rows = [_transaction(raw, i) for i, raw in enumerate(instances)]
@@ -270,16 +280,14 @@ def decode_predict(request: Request, max_batch: int) -> PredictRequest:
         x=x,
         ids=ids,
         batch=batch,
-        explain=_explain_flag(request, document),
+        explain=_explain_flag(query_explain, document),
         event_times=event_times,
     )
 
 
-def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
+def _explain_flag(query: str | None, document: dict[str, Any]) -> bool | None:
     """`explain` from the body (a boolean), else from the query string (true/false/1/0);
     both are validated."""
-    # Most requests carry no query string: parsing an empty one still costs a MultiDict.
-    query = request.args.get("explain") if request.query_string else None
     if query is not None and query not in EXPLAIN_QUERY:
         raise InvalidInput(f"query explain must be true or false (got {query!r})", field="explain")
     if "explain" in document:
@@ -291,6 +299,11 @@ def _explain_flag(request: Request, document: dict[str, Any]) -> bool | None:
 
 
 def encode_predict(prediction: Prediction, batch: bool) -> Response:
+    """The /predict answer as Flask's response."""
+    return Response(predict_answer(prediction, batch), mimetype="application/json")
+
+
+def predict_answer(prediction: Prediction, batch: bool) -> bytes:
     """Per transaction: id, probability, decision, and the threshold and version that decided
     (bodies.Prediction, or bodies.Predictions for a batch, built as dicts for orjson)."""
     answers = []
@@ -306,8 +319,8 @@ def encode_predict(prediction: Prediction, batch: bool) -> Response:
             body["explanation"] = answer.explanation
         answers.append(body)
     if not batch:
-        return json_response(answers[0])
-    return json_response({"predictions": answers, "model_version": prediction.model.version})
+        return orjson.dumps(answers[0])
+    return orjson.dumps({"predictions": answers, "model_version": prediction.model.version})
 
 
 def decode_v2(request: Request, max_batch: int) -> InferRequest:

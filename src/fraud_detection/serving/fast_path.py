@@ -1,0 +1,107 @@
+"""`POST /predict`'s common request answered in plain WSGI, in front of Flask.
+
+Flask's request context, hooks and werkzeug's request and response objects cost a scoring
+request about as much worker CPU as scoring it (benchmarks/RESULTS.md, "Serving speed"). The
+common request needs none of them: a JSON body with its Content-Length, no query string, a
+bearer token when one is required. This middleware answers that one with the blueprint's own
+steps (`codecs.predict_request`, `DataPlane.predict`, `codecs.predict_answer`), so the two
+answers are the same bytes. Every other request, and every one it would refuse or fail on,
+goes to Flask with its body put back, before anything is scored or logged: Flask's view,
+error handlers and metrics answer it, exactly as without this path.
+"""
+
+import io
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.http.errors import ParseException
+
+from .auth import bearer_token, token_allowed
+from .codecs import predict_answer, predict_request
+from .dataplane import DataPlane
+from .endpoints import ENDPOINTS
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ENDPOINT = ENDPOINTS["predict.predict"]
+_PATHS = frozenset(ENDPOINT.paths)
+_HEADERS = "Content-Type", "application/json"
+
+
+class _Unreadable(io.RawIOBase):
+    """A body whose read failed: Flask reads it again and answers the failure (400)."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self._error
+
+
+class PredictFastPath:
+    """WSGI middleware: the common /predict request here, everything else to `flask`."""
+
+    def __init__(
+        self, flask: WSGIApp, plane: DataPlane, tokens: tuple[str, ...] | None, max_body: int
+    ) -> None:
+        self.flask = flask
+        self._plane = plane
+        self._tokens = tokens
+        self._max_body = max_body
+        self._max_batch = plane.settings.max_batch
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not self._takes(environ):
+            return self.flask(environ, start_response)
+        started = time.perf_counter()
+        length = int(environ["CONTENT_LENGTH"])
+        stream = environ["wsgi.input"]
+        try:
+            body = stream.read(length)
+        except (ParseException, OSError) as exc:
+            environ["wsgi.input"] = _Unreadable(exc)
+            return self.flask(environ, start_response)
+        try:
+            if len(body) != length:
+                raise ValueError("a body shorter than its Content-Length")
+            request = predict_request(body, self._max_batch, None)
+            prediction = self._plane.predict(
+                request.x,
+                request.ids,
+                ENDPOINT.metric,
+                started,
+                request.explain,
+                request.event_times,
+            )
+        except Exception:
+            # Nothing is logged before the last step of DataPlane.predict: Flask decodes and
+            # scores it again, and answers the same exception with its handlers.
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.flask(environ, start_response)
+        answer = predict_answer(prediction, request.batch)
+        start_response("200 OK", [_HEADERS, ("Content-Length", str(len(answer)))])
+        return [answer]
+
+    def _takes(self, environ: dict[str, Any]) -> bool:
+        """A POST to /predict with a JSON body of a known, allowed length and no query; with
+        the bearer token, when scoring requires one."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in _PATHS:
+            return False
+        length = environ.get("CONTENT_LENGTH") or ""
+        # Checked before int(): a header of thousands of digits is Flask's to refuse.
+        if not (length.isascii() and length.isdigit() and len(length) <= 12):
+            return False
+        if int(length) > self._max_body:
+            return False
+        if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
+            return False
+        content_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        if content_type != "application/json":
+            return False
+        if self._tokens is None:
+            return True
+        given = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
+        return token_allowed(given, self._tokens)

@@ -1,0 +1,192 @@
+"""The /predict fast path (serving/fast_path.py) answers exactly as Flask's view does: the same
+status, headers and bytes, scoring and logging each row once; what it does not take, or would
+refuse, reaches Flask untouched."""
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
+
+from conftest import MakeApp
+from serving_helpers import scored, transaction
+from waiting import wait_for
+
+JSON = "application/json"
+FLAGGED = transaction(V14=-12.0, V17=-10.0, V12=-9.0, V10=-8.0)
+
+
+def _body(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+# (name, path, content type, body): every one carries its ids, so both answers are the same bytes.
+TAKEN = [
+    ("one", "/predict", JSON, _body(transaction(transaction_id="t-one"))),
+    ("charset", "/predict", f"{JSON}; charset=utf-8", _body(transaction(transaction_id="t-cs"))),
+    ("extra fields", "/predict", JSON, _body(transaction(transaction_id="t-x", mcc=5411))),
+    (
+        "batch",
+        "/predict",
+        JSON,
+        _body({"instances": [transaction(transaction_id=f"t-b{i}") for i in range(3)]}),
+    ),
+    ("explained", "/predict", JSON, _body({**FLAGGED, "transaction_id": "t-e", "explain": True})),
+    (
+        "event time",
+        "/predict",
+        JSON,
+        _body(transaction(transaction_id="t-et", event_time="2026-12-01T10:00:00Z")),
+    ),
+]
+REFUSED_OR_ELSEWHERE = [
+    ("query", "/predict?explain=true", JSON, _body(transaction(transaction_id="t-q"))),
+    ("not JSON", "/predict", JSON, b"{not json"),
+    ("NaN", "/predict", JSON, json.dumps(transaction()).replace("42.5", "NaN").encode()),
+    ("missing field", "/predict", JSON, _body({"V1": 1.0})),
+    ("lone surrogate", "/predict", JSON, _body(transaction(transaction_id="\ud800"))),
+    ("huge integer", "/predict", JSON, b'{"V1": ' + b"9" * 5000 + b"}"),
+    ("beyond float32", "/predict", JSON, _body(transaction(V2=1e39))),
+    ("text", "/predict", "text/plain", _body(transaction())),
+    ("explain not a boolean", "/predict", JSON, _body({**transaction(), "explain": "yes"})),
+    ("empty batch", "/predict", JSON, _body({"instances": []})),
+    ("a list", "/predict", JSON, b"[1, 2]"),
+    ("empty", "/predict", JSON, b""),
+    ("trailing slash", "/predict/", JSON, _body(transaction())),
+    ("feedback", "/feedback", JSON, _body({"transaction_id": "t-one", "label": 1})),
+]
+
+
+def _answer(app: Callable[..., Iterable[bytes]], builder: EnvironBuilder) -> tuple[Any, ...]:
+    response = Client(app).open(builder.get_environ())
+    return response.status, sorted(response.headers.items()), response.get_data()
+
+
+def _request(path: str, content_type: str, body: bytes, **headers: str) -> EnvironBuilder:
+    return EnvironBuilder(
+        path=path, method="POST", data=body, content_type=content_type, headers=headers
+    )
+
+
+class _Counting:
+    """The Flask app behind the fast path, counting what reaches it."""
+
+    def __init__(self, flask: Callable[..., Iterable[bytes]]) -> None:
+        self.flask = flask
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self.calls += 1
+        return self.flask(environ, start_response)
+
+
+@pytest.fixture
+def fast_app(make_app: MakeApp, store: Path) -> tuple[Flask, _Counting]:
+    app = make_app(store)
+    counting = _Counting(app.wsgi_app.flask)  # type: ignore[attr-defined]
+    app.wsgi_app.flask = counting  # type: ignore[attr-defined]
+    return app, counting
+
+
+def _logged(tmp_path: Path, ids: list[str]) -> dict[str, int]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'predictions.db'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT transaction_id, COUNT(*) FROM predictions GROUP BY transaction_id")
+            ).all()
+    except sa.exc.OperationalError:  # no table before the first write
+        return {}
+    finally:
+        engine.dispose()
+    return {tid: n for tid, n in rows if tid in ids}
+
+
+@pytest.mark.parametrize(("name", "path", "content_type", "body"), TAKEN, ids=[t[0] for t in TAKEN])
+def test_a_common_request_is_answered_here_with_flasks_bytes_scored_and_logged_once(
+    fast_app: tuple[Flask, _Counting],
+    tmp_path: Path,
+    name: str,
+    path: str,
+    content_type: str,
+    body: bytes,
+) -> None:
+    app, counting = fast_app
+    before = scored("1", "champion")
+    fast = _answer(app, _request(path, content_type, body))
+    assert counting.calls == 0, "the fast path handed it to Flask"
+    flask = _answer(counting.flask, _request(path, content_type, body))
+    assert fast == flask
+    assert fast[0] == "200 OK"
+    answer = json.loads(fast[2])
+    ids = [p["transaction_id"] for p in answer.get("predictions", [answer])]
+    assert scored("1", "champion") - before == 2 * len(ids)
+    if name == "explained":
+        assert answer["is_fraud"] and answer["explanation"]
+    logged = wait_for(lambda: len(_logged(tmp_path, ids)) == len(ids) and _logged(tmp_path, ids))
+    assert logged == {tid: 2 for tid in ids}  # one row per request: fast path, then Flask
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "content_type", "body"),
+    REFUSED_OR_ELSEWHERE,
+    ids=[t[0] for t in REFUSED_OR_ELSEWHERE],
+)
+def test_anything_else_reaches_flask_untouched_and_is_answered_as_there(
+    fast_app: tuple[Flask, _Counting], name: str, path: str, content_type: str, body: bytes
+) -> None:
+    app, counting = fast_app
+    before = scored("1", "champion")
+    fast = _answer(app, _request(path, content_type, body))
+    assert counting.calls == 1
+    flask = _answer(counting.flask, _request(path, content_type, body))
+    if name == "query":  # scored twice: the generated ids are the only difference
+        assert fast[0] == flask[0] == "200 OK"
+        assert scored("1", "champion") - before == 2
+        return
+    assert fast == flask
+    assert fast[0].startswith("2" if name == "feedback" else "4")
+    assert scored("1", "champion") == before
+
+
+def test_a_body_that_cannot_be_read_is_flasks_400(fast_app: tuple[Flask, _Counting]) -> None:
+    app, counting = fast_app
+
+    class Broken:
+        def read(self, *_: object) -> bytes:
+            raise OSError("timed out")
+
+    answers = []
+    for wsgi in (app, counting.flask):
+        environ = _request("/predict", JSON, _body(transaction())).get_environ()
+        # As gunicorn hands it over: werkzeug then reads the stream itself, not a wrapper.
+        environ.update({"wsgi.input": Broken(), "wsgi.input_terminated": True})
+        answer, status, _ = run_wsgi_app(wsgi, environ)
+        answers.append((status, b"".join(answer)))
+    assert answers[0] == answers[1]
+    assert answers[0][0].startswith("400")
+    assert counting.calls == 1
+
+
+def test_a_guarded_predict_takes_the_fast_path_only_with_its_token(
+    make_app: MakeApp, store: Path
+) -> None:
+    app = make_app(store, api_tokens="s3cret,other")
+    counting = _Counting(app.wsgi_app.flask)  # type: ignore[attr-defined]
+    app.wsgi_app.flask = counting  # type: ignore[attr-defined]
+    body = _body(transaction(transaction_id="t-auth"))
+    cases = [
+        ({}, 401, 1),
+        ({"Authorization": "Bearer wrong"}, 401, 2),
+        ({"Authorization": "Basic s3cret"}, 401, 3),
+        ({"Authorization": "Bearer other"}, 200, 3),
+        ({"Authorization": "bearer  s3cret "}, 200, 3),
+    ]
+    for headers, status, calls in cases:
+        response = Client(app).open(_request("/predict", JSON, body, **headers).get_environ())
+        assert response.status_code == status, headers
+        assert counting.calls == calls, headers
