@@ -5,7 +5,7 @@ for: (a) Flask that only parses JSON, (b) our service scoring a legitimate trans
 logging to SQLite, (b') the same logging to PostgreSQL (when one answers at --postgres),
 (d) every request a flagged transaction (a card-testing burst), (e) one request in 500 flagged
 (about the real fraud rate), (c) Flask + pandas + scikit-learn predict_proba on the same
-forest, (f) the least /predict can cost with the same duties (lean_app.py: one route, no
+forest, (f) the least /predict can cost with the same duties (lean_app.py: plain WSGI, no
 routing policy or reload, each duty in the fewest Python steps): how much of the distance to
 the floor is the duties themselves, and how much our structure. Load comes from wrk (Debian
 package `wrk`), in interleaved rounds: the machine may be shared, so ratios are measured side
@@ -321,7 +321,7 @@ POSTGRES = "(b') the same, PostgreSQL prediction log"
 FLAGGED = "(d) our /predict, every transaction flagged (a card-testing burst)"
 MIX = f"(e) our /predict, 1 request in {FLAGGED_EVERY} flagged (0.2%, about the fraud rate)"
 COMMON = "(c) common: pandas DataFrame + scikit-learn"
-LEAN = "(f) the same duties in the fewest steps (benchmarks/lean_app.py)"
+LEAN = "(f) the same duties in plain WSGI, in the fewest steps (benchmarks/lean_app.py)"
 
 
 def main() -> None:
