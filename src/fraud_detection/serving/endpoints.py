@@ -1,9 +1,10 @@
 """Every route the service answers, in one table: its paths, who may call it, how it is counted.
 
 The blueprints register their views from it (`route`), auth guards by it, the metrics label
-and skip by it, the OpenAPI document marks its guarded operations by it, and the gunicorn
-worker answers small requests to its `inline` routes in its event loop. A view that is not in
-the table cannot be registered.
+and skip by it, the OpenAPI document marks its guarded operations by it, the gunicorn worker
+answers small requests to its `inline` routes in its event loop, and the fast path takes
+/predict's paths and metric label from it. A view that is not in the table cannot be
+registered.
 """
 
 import re

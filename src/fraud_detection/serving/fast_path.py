@@ -5,9 +5,9 @@ request about as much worker CPU as scoring it (benchmarks/RESULTS.md, "Serving 
 common request needs none of them: a JSON body with its Content-Length, no query string, a
 bearer token when one is required. This middleware answers that one with the blueprint's own
 steps (`codecs.predict_request`, `DataPlane.predict`, `codecs.predict_answer`), so the two
-answers are the same bytes. Every other request, and every one it would refuse or fail on,
-goes to Flask with its body put back, before anything is scored or logged: Flask's view,
-error handlers and metrics answer it, exactly as without this path.
+answers are the same bytes. Every other request, and every one it would refuse (nothing is
+scored then) or fail on, goes to Flask with its body put back, before anything is logged:
+Flask's view, error handlers and metrics answer it, exactly as without this path.
 """
 
 import io
