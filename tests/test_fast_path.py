@@ -2,6 +2,7 @@
 status, headers and bytes, scoring and logging each row once; what it does not take, or would
 refuse, reaches Flask untouched."""
 
+import io
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -153,22 +154,30 @@ def test_anything_else_reaches_flask_untouched_and_is_answered_as_there(
     assert scored("1", "champion") == before
 
 
-def test_a_body_that_cannot_be_read_is_flasks_400(fast_app: tuple[Flask, _Counting]) -> None:
+class _Broken:
+    def read(self, *_: object) -> bytes:
+        raise OSError("timed out")
+
+
+@pytest.mark.parametrize("stream", ["broken", "short"])
+def test_a_body_that_cannot_be_read_whole_is_flasks_400(
+    fast_app: tuple[Flask, _Counting], stream: str
+) -> None:
     app, counting = fast_app
-
-    class Broken:
-        def read(self, *_: object) -> bytes:
-            raise OSError("timed out")
-
+    body = _body(transaction())
     answers = []
     for wsgi in (app, counting.flask):
-        environ = _request("/predict", JSON, _body(transaction())).get_environ()
+        environ = _request("/predict", JSON, body).get_environ()
         # As gunicorn hands it over: werkzeug then reads the stream itself, not a wrapper.
-        environ.update({"wsgi.input": Broken(), "wsgi.input_terminated": True})
+        given = _Broken() if stream == "broken" else io.BytesIO(body[:100])
+        environ.update({"wsgi.input": given, "wsgi.input_terminated": True})
         answer, status, _ = run_wsgi_app(wsgi, environ)
         answers.append((status, b"".join(answer)))
     assert answers[0] == answers[1]
     assert answers[0][0].startswith("400")
+    if stream == "short":
+        message = json.loads(answers[0][1])["error"]["message"]
+        assert message == f"body ends after 100 of its {len(body)} bytes (Content-Length)"
     assert counting.calls == 1
 
 

@@ -25,7 +25,7 @@ from .endpoints import ENDPOINTS
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ENDPOINT = ENDPOINTS["predict.predict"]
 _PATHS = frozenset(ENDPOINT.paths)
-_HEADERS = "Content-Type", "application/json"
+_JSON = "Content-Type", "application/json"
 
 
 class _Unreadable(io.RawIOBase):
@@ -58,15 +58,13 @@ class PredictFastPath:
             return self.flask(environ, start_response)
         started = time.perf_counter()
         length = int(environ["CONTENT_LENGTH"])
-        stream = environ["wsgi.input"]
         try:
-            body = stream.read(length)
+            body = environ["wsgi.input"].read(length)
         except (ParseException, OSError) as exc:
-            environ["wsgi.input"] = _Unreadable(exc)
-            return self.flask(environ, start_response)
+            return self._to_flask(environ, start_response, _Unreadable(exc))
+        if len(body) != length:  # cut short: Flask's read_body says so
+            return self._to_flask(environ, start_response, io.BytesIO(body))
         try:
-            if len(body) != length:
-                raise ValueError("a body shorter than its Content-Length")
             request = predict_request(body, self._max_batch, None)
             prediction = self._plane.predict(
                 request.x,
@@ -79,11 +77,17 @@ class PredictFastPath:
         except Exception:
             # Nothing is logged before the last step of DataPlane.predict: Flask decodes and
             # scores it again, and answers the same exception with its handlers.
-            environ["wsgi.input"] = io.BytesIO(body)
-            return self.flask(environ, start_response)
+            return self._to_flask(environ, start_response, io.BytesIO(body))
         answer = predict_answer(prediction, request.batch)
-        start_response("200 OK", [_HEADERS, ("Content-Length", str(len(answer)))])
+        start_response("200 OK", [_JSON, ("Content-Length", str(len(answer)))])
         return [answer]
+
+    def _to_flask(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], body: io.IOBase
+    ) -> Any:
+        """Flask answers the request, reading `body` in place of the one already read."""
+        environ["wsgi.input"] = body
+        return self.flask(environ, start_response)
 
     def _takes(self, environ: dict[str, Any]) -> bool:
         """A POST to /predict with a JSON body of a known, allowed length and no query; with
