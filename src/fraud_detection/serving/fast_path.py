@@ -1,13 +1,14 @@
 """`POST /predict`'s common request answered in plain WSGI, in front of Flask.
 
 Flask's request context, hooks and werkzeug's request and response objects cost a scoring
-request about as much worker CPU as scoring it (benchmarks/RESULTS.md, "Serving speed"). The
-common request needs none of them: a JSON body with its Content-Length, no query string, a
-bearer token when one is required. This middleware answers that one with the blueprint's own
-steps (`codecs.predict_request`, `DataPlane.predict`, `codecs.predict_answer`), so the two
-answers are the same bytes. Every other request, and every one it would refuse (nothing is
-scored then) or fail on, goes to Flask with its body put back, before anything is logged:
-Flask's view, error handlers and metrics answer it, exactly as without this path.
+request about as much worker CPU as scoring it (benchmarks/RESULTS.md, "Serving speed:
+profile", its fifth pass). The common request needs none of them: a JSON body with its
+Content-Length, no query string, a bearer token when one is required. This middleware answers
+that one with the blueprint's own steps (`codecs.predict_request`, `DataPlane.predict`,
+`codecs.predict_answer`), so the two answers are the same bytes. Every other request, and
+every one it would refuse (nothing is scored then) or fail on, goes to Flask with its body put
+back, before anything is logged: Flask's view, error handlers and metrics answer it, exactly
+as without this path.
 """
 
 import io
