@@ -1,8 +1,12 @@
 """The service under real gunicorn with two workers: metrics add up across workers."""
 
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from prometheus_helpers import free_port
 from serving_helpers import metric_sum, serve, train_into, transaction
+from waiting import wait_for
 
 
 @pytest.fixture
@@ -137,3 +143,38 @@ def test_pipelined_requests_on_one_connection_are_each_answered(service: str) ->
     answer = raw_exchange(service, live * 3 + last)
     assert answer.count(b"HTTP/1.1 200 OK") == 4
     assert answer.endswith(b'{"ready":true}')
+
+
+def _loaded(pid: int, library: str) -> bool:
+    """Whether process `pid` has mapped a shared library whose path contains `library`."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:  # gone already
+        return False
+
+
+def test_a_worker_told_to_stop_while_it_starts_stops_at_once(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    # The master never imports onnxruntime: a worker that has mapped it is loading the
+    # application. A SIGTERM then used to find the master's handler, copied by fork, and be
+    # lost: the worker served on until the master killed it, graceful_timeout (20 s) later.
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    environment["FRAUD_SERVING_CACHE"] = str(tmp_path / "cache")
+    environment["DATABASE_URL"] = f"sqlite:///{tmp_path / 'predictions.db'}"
+    cmd = [sys.executable, "-m", "fraud_detection", "serve", "--store", str(trained_store)]
+    cmd += ["--port", str(free_port()), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=environment, stdout=subprocess.DEVNULL)
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        wait_for(
+            lambda: any(_loaded(int(pid), "onnxruntime") for pid in children.read_text().split()),
+            timeout=60,
+            interval=0.01,
+            what="a worker loading the application",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()

@@ -118,13 +118,20 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untype
         fields = self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2)
         self.max_head = int(limit_line + fields + 4)
         self.arriving: dict[Any, _Arriving] = {}
-        # In the worker, not at import: the master never loads the application's modules.
-        from .serving.endpoints import inline_paths
-
-        self.inline_paths = inline_paths()
         # TLS and HTTP/2 cleartext read their own bytes first: plain gthread serves them.
         self.buffering = not self.cfg.is_ssl and self.cfg.http2_cleartext == "off"
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Load the application, then the inline routes from its endpoint table."""
+        # Here: not at import (the master never loads the application's modules), and not
+        # before init_process has set the worker's signal handlers. Until then a SIGTERM runs
+        # the master's handler, copied by fork, and is lost: the worker served on until the
+        # master killed it, graceful_timeout later. The application's imports take a second.
+        super().load_wsgi()
+        from .serving.endpoints import inline_paths
+
+        self.inline_paths = inline_paths()
 
     def enqueue_req(self, conn: Any) -> None:
         """Every path to a thread (a new connection, a kept-alive one that became readable,
