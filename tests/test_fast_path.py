@@ -1,6 +1,6 @@
 """The /predict fast path (serving/fast_path.py) answers exactly as Flask's view does: the same
-status, headers and bytes, scoring and logging each row once; what it does not take, or would
-refuse, reaches Flask untouched."""
+status, headers and bytes, scoring and logging each row once, and refusing a bad body with
+Flask's error answer after decoding it once; what it does not take reaches Flask untouched."""
 
 import io
 import json
@@ -14,7 +14,7 @@ from flask import Flask
 from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
 
 from conftest import MakeApp
-from serving_helpers import scored, transaction
+from serving_helpers import sample, scored, transaction
 from waiting import wait_for
 
 JSON = "application/json"
@@ -44,19 +44,21 @@ TAKEN = [
         _body(transaction(transaction_id="t-et", event_time="2026-12-01T10:00:00Z")),
     ),
 ]
-REFUSED_OR_ELSEWHERE = [
-    ("query", "/predict?explain=true", JSON, _body(transaction(transaction_id="t-q"))),
+REFUSED = [
     ("not JSON", "/predict", JSON, b"{not json"),
     ("NaN", "/predict", JSON, json.dumps(transaction()).replace("42.5", "NaN").encode()),
     ("missing field", "/predict", JSON, _body({"V1": 1.0})),
     ("lone surrogate", "/predict", JSON, _body(transaction(transaction_id="\ud800"))),
     ("huge integer", "/predict", JSON, b'{"V1": ' + b"9" * 5000 + b"}"),
     ("beyond float32", "/predict", JSON, _body(transaction(V2=1e39))),
-    ("text", "/predict", "text/plain", _body(transaction())),
     ("explain not a boolean", "/predict", JSON, _body({**transaction(), "explain": "yes"})),
     ("empty batch", "/predict", JSON, _body({"instances": []})),
     ("a list", "/predict", JSON, b"[1, 2]"),
     ("empty", "/predict", JSON, b""),
+]
+ELSEWHERE = [
+    ("query", "/predict?explain=true", JSON, _body(transaction(transaction_id="t-q"))),
+    ("text", "/predict", "text/plain", _body(transaction())),
     ("trailing slash", "/predict/", JSON, _body(transaction())),
     ("feedback", "/feedback", JSON, _body({"transaction_id": "t-one", "label": 1})),
 ]
@@ -93,6 +95,16 @@ def fast_app(make_app: MakeApp, store: Path) -> tuple[Flask, _Counting]:
     return app, counting
 
 
+def _both_ways(
+    fast_app: tuple[Flask, "_Counting"], path: str, content_type: str, body: bytes
+) -> tuple[tuple[Any, ...], int, tuple[Any, ...]]:
+    """The answer through the app, how often that reached Flask, and Flask's own answer."""
+    app, counting = fast_app
+    fast = _answer(app, _request(path, content_type, body))
+    calls = counting.calls
+    return fast, calls, _answer(counting.flask, _request(path, content_type, body))
+
+
 def _logged(tmp_path: Path, ids: list[str]) -> dict[str, int]:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'predictions.db'}")
     try:
@@ -116,11 +128,9 @@ def test_a_common_request_is_answered_here_with_flasks_bytes_scored_and_logged_o
     content_type: str,
     body: bytes,
 ) -> None:
-    app, counting = fast_app
     before = scored("1", "champion")
-    fast = _answer(app, _request(path, content_type, body))
-    assert counting.calls == 0, "the fast path handed it to Flask"
-    flask = _answer(counting.flask, _request(path, content_type, body))
+    fast, calls, flask = _both_ways(fast_app, path, content_type, body)
+    assert calls == 0, "the fast path handed it to Flask"
     assert fast == flask
     assert fast[0] == "200 OK"
     answer = json.loads(fast[2])
@@ -132,19 +142,37 @@ def test_a_common_request_is_answered_here_with_flasks_bytes_scored_and_logged_o
     assert logged == {tid: 2 for tid in ids}  # one row per request: fast path, then Flask
 
 
+def _errors() -> float:
+    return sum(
+        sample("fraud_request_errors_total", endpoint="predict", reason=reason)
+        for reason in ("invalid_request", "invalid_field", "too_large")
+    )
+
+
 @pytest.mark.parametrize(
-    ("name", "path", "content_type", "body"),
-    REFUSED_OR_ELSEWHERE,
-    ids=[t[0] for t in REFUSED_OR_ELSEWHERE],
+    ("name", "path", "content_type", "body"), REFUSED, ids=[t[0] for t in REFUSED]
+)
+def test_a_refused_body_is_decoded_once_and_answered_with_flasks_error(
+    fast_app: tuple[Flask, _Counting], name: str, path: str, content_type: str, body: bytes
+) -> None:
+    before, errors = scored("1", "champion"), _errors()
+    fast, calls, flask = _both_ways(fast_app, path, content_type, body)
+    assert calls == 0, "the fast path handed it to Flask"
+    assert fast == flask
+    assert fast[0].startswith("4")
+    assert _errors() - errors == 2  # once each way: Flask alone counted one
+    assert scored("1", "champion") == before
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "content_type", "body"), ELSEWHERE, ids=[t[0] for t in ELSEWHERE]
 )
 def test_anything_else_reaches_flask_untouched_and_is_answered_as_there(
     fast_app: tuple[Flask, _Counting], name: str, path: str, content_type: str, body: bytes
 ) -> None:
-    app, counting = fast_app
     before = scored("1", "champion")
-    fast = _answer(app, _request(path, content_type, body))
-    assert counting.calls == 1
-    flask = _answer(counting.flask, _request(path, content_type, body))
+    fast, calls, flask = _both_ways(fast_app, path, content_type, body)
+    assert calls == 1
     if name == "query":  # scored twice: the generated ids are the only difference
         assert fast[0] == flask[0] == "200 OK"
         assert scored("1", "champion") - before == 2
@@ -152,6 +180,30 @@ def test_anything_else_reaches_flask_untouched_and_is_answered_as_there(
     assert fast == flask
     assert fast[0].startswith("2" if name == "feedback" else "4")
     assert scored("1", "champion") == before
+
+
+def test_a_failure_while_scoring_is_flasks_500_logged_and_counted_once(
+    fast_app: tuple[Flask, _Counting],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, counting = fast_app
+    plane = app.extensions["fraud"]
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(plane, "predict", broken)
+    body = _body(transaction(transaction_id="t-bug"))
+    before = sample("fraud_request_errors_total", endpoint="predict", reason="internal")
+    fast = _answer(app, _request("/predict", JSON, body))
+    assert counting.calls == 0
+    assert sample("fraud_request_errors_total", endpoint="predict", reason="internal") == before + 1
+    logged = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+    assert logged == ["a bug"]
+    flask = _answer(counting.flask, _request("/predict", JSON, body))
+    assert fast == flask
+    assert fast[0].startswith("500")
 
 
 class _Broken:

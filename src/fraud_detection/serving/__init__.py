@@ -46,9 +46,8 @@ def create_app(settings: Settings) -> Flask:
     install_http_metrics(app, {e.name for e in ENDPOINTS.values() if not e.http_metrics})
     install_auth(app, required)
     install_error_handlers(app)
-    app.wsgi_app = PredictFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, plane, required.get(ENDPOINT.name), settings.max_body_bytes
-    )
+    fast_path = PredictFastPath(app.wsgi_app, plane, required.get(ENDPOINT.name))
+    app.wsgi_app = fast_path  # type: ignore[method-assign]
     plane.start()
     return app
 

@@ -5,24 +5,28 @@ request about as much worker CPU as scoring it (benchmarks/RESULTS.md, "Serving 
 profile", its fifth pass). The common request needs none of them: a JSON body with its
 Content-Length, no query string, a bearer token when one is required. This middleware answers
 that one with the blueprint's own steps (`codecs.predict_request`, `DataPlane.predict`,
-`codecs.predict_answer`), so the two answers are the same bytes. Every other request, and
-every one it would refuse (nothing is scored then) or fail on, goes to Flask with its body put
-back, before anything is logged: Flask's view, error handlers and metrics answer it, exactly
-as without this path.
+`codecs.predict_answer`) and, when a step refuses it, with Flask's own error answer
+(`http_errors.error_response`), so both answers are the same bytes and each body is decoded
+once. Every other request goes to Flask untouched; one whose body cannot be read whole goes
+with what was read, and Flask answers it as without this path.
 """
 
 import io
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn.http.errors import ParseException
 
+from ..errors import RequestError
 from .auth import bearer_token, token_allowed
 from .codecs import predict_answer, predict_request
 from .dataplane import DataPlane
 from .endpoints import ENDPOINTS
+from .http_errors import UNEXPECTED, Refusal, error_response, refusal
 
+log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ENDPOINT = ENDPOINTS["predict.predict"]
 _PATHS = frozenset(ENDPOINT.paths)
@@ -45,13 +49,11 @@ class _Unreadable(io.RawIOBase):
 class PredictFastPath:
     """WSGI middleware: the common /predict request here, everything else to `flask`."""
 
-    def __init__(
-        self, flask: WSGIApp, plane: DataPlane, tokens: tuple[str, ...] | None, max_body: int
-    ) -> None:
+    def __init__(self, flask: WSGIApp, plane: DataPlane, tokens: tuple[str, ...] | None) -> None:
         self.flask = flask
         self._plane = plane
         self._tokens = tokens
-        self._max_body = max_body
+        self._max_body = plane.settings.max_body_bytes
         self._max_batch = plane.settings.max_batch
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -75,13 +77,19 @@ class PredictFastPath:
                 request.explain,
                 request.event_times,
             )
+            answer = predict_answer(prediction, request.batch)
+        except RequestError as exc:
+            return self._refuse(refusal(exc), environ, start_response)
         except Exception:
-            # Nothing is logged before the last step of DataPlane.predict: Flask decodes and
-            # scores it again, and answers the same exception with its handlers.
-            return self._to_flask(environ, start_response, io.BytesIO(body))
-        answer = predict_answer(prediction, request.batch)
+            log.exception("unhandled error")
+            return self._refuse(UNEXPECTED, environ, start_response)
         start_response("200 OK", [_JSON, ("Content-Length", str(len(answer)))])
         return [answer]
+
+    @staticmethod
+    def _refuse(error: Refusal, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """Flask's answer to the error, counted as its handlers count it."""
+        return error_response(error, ENDPOINT.metric, v2=False)(environ, start_response)
 
     def _to_flask(
         self, environ: dict[str, Any], start_response: Callable[..., Any], body: io.IOBase

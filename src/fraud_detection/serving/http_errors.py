@@ -71,6 +71,10 @@ class Refusal(NamedTuple):
     headers: Mapping[str, str] = {}
 
 
+UNEXPECTED = Refusal(500, INTERNAL, "internal error; it has been logged")
+"""The answer to an exception no table names (the server log holds its traceback)."""
+
+
 def refusal(error: RequestError) -> Refusal:
     """The answer to a domain error, from the table."""
     status = next(STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES)
@@ -99,14 +103,20 @@ def v2_body(error: Refusal) -> V2Error:
     return V2Error(error=error.message)
 
 
-def _answer(error: Refusal) -> Response:
-    req = current_request()
-    metrics.ERRORS.labels(metric_label(req), error.reason).inc()
-    # By path, not blueprint: a 404 or 405 under /v2 matched no route, so has no blueprint.
-    v2 = req.path == "/v2" or req.path.startswith("/v2/")
+def error_response(error: Refusal, label: str, v2: bool) -> Response:
+    """The answer to an error in its surface's shape, counted under the route's metric label
+    (Flask's handlers below, and the /predict fast path)."""
+    metrics.ERRORS.labels(label, error.reason).inc()
     response = body_response(v2_body(error) if v2 else predict_body(error), error.status)
     response.headers.update(error.headers)
     return response
+
+
+def _answer(error: Refusal) -> Response:
+    req = current_request()
+    # By path, not blueprint: a 404 or 405 under /v2 matched no route, so has no blueprint.
+    v2 = req.path == "/v2" or req.path.startswith("/v2/")
+    return error_response(error, metric_label(req), v2)
 
 
 def install_error_handlers(app: Flask) -> None:
@@ -123,5 +133,4 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         app.logger.exception("unhandled error")
-        message = "internal error; it has been logged"
-        return _answer(Refusal(500, INTERNAL, message))
+        return _answer(UNEXPECTED)
